@@ -1,0 +1,118 @@
+"""Per-kind behaviour: what the generic REST store asks of each kind.
+
+The generic store (``registry.store``) owns everything every kind shares: metadata, uids,
+resourceVersion preconditions, finalizers and graceful deletion, watches, dry runs. A
+``Strategy`` adds what only a kind knows, the way upstream's ``rest.RESTCreateStrategy``
+and friends do: defaults, semantic validation with upstream's messages, which fields the
+status subresource may change, when ``generation`` moves, printer columns and the field
+selectors it supports.
+
+Hooks receive JSON-shaped dicts and mutate them in place (defaults, prepare_*) or return
+``FieldError`` lists (validate_*); they never touch the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from kubeling.machinery.field import FieldError
+from kubeling.machinery.types import Obj, ResourceInfo
+
+
+@dataclass(frozen=True, kw_only=True)
+class Column:
+    """A Table column definition (``meta.k8s.io/v1`` TableColumnDefinition)."""
+
+    name: str
+    type: str = "string"
+    format: str = ""
+    description: str = ""
+    priority: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "format": self.format,
+            "description": self.description,
+            "priority": self.priority,
+        }
+
+
+NAME_COLUMN = Column(
+    name="Name",
+    format="name",
+    description="Name must be unique within a namespace.",
+)
+AGE_COLUMN = Column(
+    name="Age",
+    description="CreationTimestamp is a timestamp representing the server time when this "
+    "object was created.",
+)
+
+
+@dataclass(kw_only=True)
+class Strategy:
+    """Defaults to the behaviour of a kind with no spec/status split and no extra rules."""
+
+    info: ResourceInfo
+    status_subresource: ClassVar[bool] = False
+    """If True, main-resource writes keep the stored ``status`` and ``/status`` writes keep
+    everything but ``status`` (and metadata labels/annotations, as upstream)."""
+    generation_tracks: ClassVar[tuple[str, ...]] = ("spec",)
+    """Top-level fields whose change bumps ``metadata.generation``; empty disables it."""
+    allow_create_on_update: ClassVar[bool] = False
+    """PUT of a missing object creates it (upstream: Events, Leases, Endpoints...)."""
+    name_validation: ClassVar[str] = "subdomain"
+    """``subdomain`` (RFC 1123 subdomain), ``label`` (RFC 1123 label), ``label1035``
+    (RFC 1035 label, Services), or ``segment`` (path segment name only)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # -- create / update ---------------------------------------------------------------------
+
+    def default(self, obj: Obj) -> None:
+        """Fill defaults in place, as upstream's SetDefaults_* do (runs on every write)."""
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        """Clear what a client may not set on create (status of most kinds)."""
+
+    def prepare_for_update(self, new: Obj, old: Obj) -> None:
+        """Carry over what a client may not change through this endpoint."""
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        """Semantic validation of a new object (ValidateX in upstream)."""
+        return []
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        """Update validation: immutable fields and allowed transitions."""
+        return self.validate(new)
+
+    def warnings(self, obj: Obj) -> list[str]:
+        """``Warning:`` headers for deprecated or suspicious input (code 299)."""
+        return []
+
+    # -- status subresource ------------------------------------------------------------------
+
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        """A ``/status`` write changes only status: keep spec (and the rest) from old."""
+
+    def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return []
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def columns(self) -> list[Column]:
+        """Table columns, ``Name`` first, upstream's order; priority 1 = ``-o wide``."""
+        return [NAME_COLUMN, AGE_COLUMN]
+
+    def row(self, obj: Obj, *, now: float) -> list[Any]:
+        """One Table row matching ``columns()``; ``now`` is the epoch used for ages."""
+        from kubeling.registry.printers import age  # noqa: PLC0415 (breaks an import cycle)
+
+        return [obj["metadata"]["name"], age(obj, now=now)]
+
+    def field_labels(self, obj: Obj) -> dict[str, str]:
+        """Values for field selectors; ``metadata.name`` and ``metadata.namespace`` are
+        always added by the store."""
+        return {}
