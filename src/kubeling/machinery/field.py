@@ -160,9 +160,7 @@ def aggregate_message(errors: Sequence[FieldError]) -> str:
     return "[" + ", ".join(texts) + "]"
 
 
-def invalid_error(
-    *, kind: str, group: str, name: str, errors: Sequence[FieldError]
-) -> Invalid:
+def invalid_error(*, kind: str, group: str, name: str, errors: Sequence[FieldError]) -> Invalid:
     """``<Kind> "<name>" is invalid: <errors>`` with one cause per error (HTTP 422)."""
     return Invalid(
         f'{kind} "{name}" is invalid: {aggregate_message(errors)}',
