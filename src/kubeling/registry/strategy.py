@@ -108,7 +108,7 @@ class Strategy:
 
     def row(self, obj: Obj, *, now: float) -> list[Any]:
         """One Table row matching ``columns()``; ``now`` is the epoch used for ages."""
-        from kubeling.registry.printers import age  # noqa: PLC0415 (breaks an import cycle)
+        from kubeling.registry.printers import age
 
         return [obj["metadata"]["name"], age(obj, now=now)]
 
