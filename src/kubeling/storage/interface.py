@@ -92,6 +92,15 @@ class Compacted(StorageError):
         self.oldest = oldest
 
 
+class FutureRevision(StorageError):
+    """A point-in-time read asked for a revision the store has not reached yet."""
+
+    def __init__(self, *, requested: int, current: int) -> None:
+        super().__init__(f"revision {requested} is newer than the current revision {current}")
+        self.requested = requested
+        self.current = current
+
+
 class WatchLagging(StorageError):
     """A watcher fell too far behind and was closed rather than allowed to skip events."""
 
@@ -124,7 +133,8 @@ class Backend(Protocol):
         """Keys under ``prefix`` in key order, after ``start_after``.
 
         ``limit`` 0 means all. ``revision`` 0 means the current state; otherwise the state
-        as of that revision (raises ``Compacted`` when it is no longer kept).
+        as of that revision (raises ``Compacted`` when it is no longer kept, and
+        ``FutureRevision`` when it is newer than the store's current revision).
         """
         ...
 
