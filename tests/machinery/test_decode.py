@@ -1,0 +1,220 @@
+"""Strict decoding: unknown/duplicate fields and type errors, with upstream's texts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubeling.machinery.decode import (
+    DuplicateKeysDict,
+    check_type_meta,
+    decode_object,
+    has_duplicates,
+    loads,
+)
+from kubeling.machinery.errors import BadRequest
+from kubeling.machinery.types import GroupVersionKind
+
+DEPLOYMENT = GroupVersionKind(group="apps", version="v1", kind="Deployment")
+PVC = GroupVersionKind(group="", version="v1", kind="PersistentVolumeClaim")
+POD = GroupVersionKind(group="", version="v1", kind="Pod")
+SECRET = GroupVersionKind(group="", version="v1", kind="Secret")
+
+# The body of upstream's test/integration/apiserver/field_validation_test.go (invalidBodyJSON).
+INVALID_DEPLOYMENT = b"""{
+  "apiVersion": "apps/v1", "kind": "Deployment",
+  "metadata": {"name": "dupename", "name": "web", "labels": {"app": "nginx"},
+               "unknownMeta": "metaVal"},
+  "spec": {
+    "unknown1": "val1", "unknownDupe": "valDupe", "unknownDupe": "valDupe2",
+    "paused": true, "paused": false,
+    "selector": {"matchLabels": {"app": "nginx"}},
+    "template": {
+      "metadata": {"labels": {"app": "nginx"}},
+      "spec": {"containers": [{"name": "nginx", "image": "nginx:latest",
+                               "unknownNested": "val1",
+                               "imagePullPolicy": "Always", "imagePullPolicy": "Never"}]}}}}"""
+
+UPSTREAM_WARNINGS = [
+    'duplicate field "metadata.name"',
+    'unknown field "metadata.unknownMeta"',
+    'unknown field "spec.unknown1"',
+    'unknown field "spec.unknownDupe"',
+    'duplicate field "spec.paused"',
+    'unknown field "spec.template.spec.containers[0].unknownNested"',
+    'duplicate field "spec.template.spec.containers[0].imagePullPolicy"',
+]
+
+
+def test_decode_strict_reports_all_problems_in_upstream_order() -> None:
+    with pytest.raises(BadRequest) as exc:
+        decode_object(loads(INVALID_DEPLOYMENT), gvk=DEPLOYMENT, mode="Strict")
+    assert exc.value.message == (
+        'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: '
+        + ", ".join(UPSTREAM_WARNINGS)
+    )
+    assert exc.value.code == 400
+
+
+def test_decode_warn_returns_warnings_and_drops_unknown_fields() -> None:
+    obj, warnings = decode_object(None, gvk=DEPLOYMENT, mode="Warn", raw=INVALID_DEPLOYMENT)
+    assert warnings == UPSTREAM_WARNINGS
+    assert obj["metadata"] == {"name": "web", "labels": {"app": "nginx"}}
+    assert "unknown1" not in obj["spec"] and "unknownDupe" not in obj["spec"]
+    assert obj["spec"]["paused"] is False  # the last duplicate wins, as in Go
+    container = obj["spec"]["template"]["spec"]["containers"][0]
+    assert container == {"name": "nginx", "image": "nginx:latest", "imagePullPolicy": "Never"}
+    assert not has_duplicates(obj)
+
+
+def test_decode_ignore_drops_silently() -> None:
+    obj, warnings = decode_object(loads(INVALID_DEPLOYMENT), gvk=DEPLOYMENT, mode="Ignore")
+    assert warnings == []
+    assert "unknownMeta" not in obj["metadata"]
+
+
+def test_decode_pvc_unknown_field_message() -> None:
+    body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "spec": {"resources": {"request": {"storage": "1Gi"}}}}  # fmt: skip
+    with pytest.raises(BadRequest) as exc:
+        decode_object(body, gvk=PVC, mode="Strict")
+    assert exc.value.message == (
+        'PersistentVolumeClaim in version "v1" cannot be handled as a PersistentVolumeClaim: '
+        'strict decoding error: unknown field "spec.resources.request"'
+    )
+    obj, warnings = decode_object(body, gvk=PVC, mode="Warn")
+    assert warnings == ['unknown field "spec.resources.request"']
+    assert obj["spec"]["resources"] == {}
+    assert body["spec"]["resources"] == {"request": {"storage": "1Gi"}}  # input untouched
+
+
+def test_decode_returns_same_object_when_nothing_is_unknown() -> None:
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}],
+                                     "resources": {"limits": {"cpu": "500m"}}}]}}  # fmt: skip
+    for mode in ("Strict", "Warn", "Ignore"):
+        obj, warnings = decode_object(body, gvk=POD, mode=mode)  # type: ignore[arg-type]
+        assert obj is body
+        assert warnings == []
+
+
+def test_decode_free_form_fields_are_not_checked() -> None:
+    body = {"metadata": {"name": "p", "managedFields": [
+        {"manager": "m", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:anything": {}}}}]}}  # fmt: skip
+    assert decode_object(body, gvk=POD, mode="Strict") == (body, [])
+
+
+def test_decode_map_values_are_walked() -> None:
+    body = {"spec": {"overhead": {"cpu": "bad-quantity"}, "containers": []}}
+    with pytest.raises(BadRequest) as exc:
+        decode_object(body, gvk=POD, mode="Ignore")
+    assert exc.value.message.endswith(
+        "cannot be handled as a Pod: quantities must match the regular expression "
+        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("gvk", "body", "detail"),
+    [
+        pytest.param(
+            DEPLOYMENT,
+            {"spec": {"replicas": "3"}},
+            "json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas "
+            "of type int32",
+            id="string-for-int",
+        ),
+        pytest.param(
+            DEPLOYMENT,
+            {"spec": {"replicas": 1.5}},
+            "json: cannot unmarshal number 1.5 into Go struct field DeploymentSpec.spec.replicas "
+            "of type int32",
+            id="float-for-int",
+        ),
+        pytest.param(
+            POD,
+            {"metadata": {"name": {"a": 1}}},
+            "json: cannot unmarshal object into Go struct field ObjectMeta.metadata.name "
+            "of type string",
+            id="object-for-string",
+        ),
+        pytest.param(
+            POD,
+            {"spec": {"containers": {"name": "x"}}},
+            "json: cannot unmarshal object into Go struct field PodSpec.spec.containers "
+            "of type []v1.Container",
+            id="object-for-list",
+        ),
+        pytest.param(
+            PVC,
+            {"spec": {"resources": {"requests": {"storage": "1Gx"}}}},
+            "quantities must match the regular expression "
+            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            id="bad-quantity",
+        ),
+        pytest.param(
+            POD,
+            {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": True}]}]}},  # fmt: skip
+            "json: cannot unmarshal bool into Go struct field "
+            "ContainerPort.spec.containers.ports.hostPort of type int32",
+            id="bool-in-list-item",
+        ),
+        pytest.param(
+            SECRET,
+            {"data": {"k": "not base64!"}},
+            "illegal base64 data at input byte 3",
+            id="bad-base64",
+        ),
+    ],
+)
+def test_decode_type_errors_are_400_in_every_mode(
+    gvk: GroupVersionKind, body: dict[str, Any], detail: str
+) -> None:
+    for mode in ("Strict", "Warn", "Ignore"):
+        with pytest.raises(BadRequest) as exc:
+            decode_object(body, gvk=gvk, mode=mode)  # type: ignore[arg-type]
+        assert exc.value.message == (
+            f'{gvk.kind} in version "{gvk.version}" cannot be handled as a {gvk.kind}: {detail}'
+        )
+
+
+def test_loads_marks_only_objects_with_duplicates() -> None:
+    parsed = loads(b'{"a": {"x": 1, "x": 2}, "b": {"y": 1}}')
+    assert type(parsed) is dict
+    assert isinstance(parsed["a"], DuplicateKeysDict)
+    assert parsed["a"] == {"x": 2}
+    assert parsed["a"].pairs == [("x", 1), ("x", 2)]
+    assert type(parsed["b"]) is dict
+
+
+def test_loads_rejects_malformed_json() -> None:
+    with pytest.raises(BadRequest):
+        loads(b'{"a": ')
+
+
+def test_duplicate_map_keys_are_reported() -> None:
+    body = loads(b'{"metadata": {"labels": {"a": "1", "a": "2"}}}')
+    obj, warnings = decode_object(body, gvk=POD, mode="Warn")
+    assert warnings == ['duplicate field "metadata.labels.a"']
+    assert obj["metadata"]["labels"] == {"a": "2"}
+    assert type(obj["metadata"]["labels"]) is dict
+
+
+def test_unknown_kind_passes_through() -> None:
+    gvk = GroupVersionKind(group="example.com", version="v1", kind="Widget")
+    body = {"spec": {"anything": 1}}
+    assert decode_object(body, gvk=gvk, mode="Strict") == (body, [])
+
+
+def test_check_type_meta_rejects_other_api_version() -> None:
+    check_type_meta({"apiVersion": "apps/v1", "kind": "Deployment"}, gvk=DEPLOYMENT)
+    check_type_meta({}, gvk=DEPLOYMENT)
+    with pytest.raises(BadRequest) as exc:
+        check_type_meta({"apiVersion": "apps/v1beta1", "kind": "Deployment"}, gvk=DEPLOYMENT)
+    assert exc.value.message == (
+        "the API version in the data (apps/v1beta1) does not match the expected API version "
+        "(apps/v1)"
+    )
+    with pytest.raises(BadRequest):
+        check_type_meta({"apiVersion": "v1", "kind": "Service"}, gvk=POD)
