@@ -12,7 +12,7 @@ from kubeling.storage.interface import Backend
 from kubeling.storage.memory import MemoryBackend
 
 # TODO(#2): add "etcd" once the etcd backend exists; the contract suite then covers it too.
-BACKENDS = ["memory"]
+BACKENDS = ["memory", "sqlite"]
 
 MakeBackend = Callable[..., Awaitable[Backend]]
 

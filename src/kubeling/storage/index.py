@@ -61,7 +61,7 @@ class KeyIndex:
         hi = bisect.bisect_left(self._keys, end) if end else len(self._keys)
         return lo, max(lo, hi)
 
-    def list(
+    def page(
         self, prefix: str, *, start_after: str = "", limit: int = 0
     ) -> tuple[list[KeyValue], bool]:
         """Values under ``prefix`` after ``start_after``; the flag says ``limit`` cut it short."""

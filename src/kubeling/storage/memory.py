@@ -76,13 +76,13 @@ class MemoryBackend:
     ) -> ListResult:
         self._check_open()
         if revision == 0 or revision == self._revision:
-            items, more = self._index.list(prefix, start_after=start_after, limit=limit)
+            items, more = self._index.page(prefix, start_after=start_after, limit=limit)
             return ListResult(items=items, revision=self._revision, more=more)
         if revision > self._revision:
             raise FutureRevision(requested=revision, current=self._revision)
         if revision < self._compacted:
             raise Compacted(requested=revision, oldest=self._compacted)
-        state = {kv.key: kv for kv in self._index.list(prefix)[0]}
+        state = {kv.key: kv for kv in self._index.page(prefix)[0]}
         for event in reversed(self._log):
             if event.kv.mod_revision <= revision:
                 break
