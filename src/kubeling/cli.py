@@ -1,7 +1,166 @@
-"""The ``kubeling`` command line (filled in by the API server work)."""
+"""The ``kubeling`` command line: ``up``, ``kubeconfig`` and ``version``.
+
+Only ``argparse`` is imported at start; each command imports what it uses, so ``kubeling
+version`` and ``--help`` answer at once and ``kubeling up`` is serving well under a second
+after it is started.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import pathlib
+import sys
+
+_RUNTIMES = ("auto", "runc", "simulated")
+
+
+def default_data_dir() -> pathlib.Path:
+    """``./.kubeling`` when it exists in the working directory, else
+    ``$XDG_DATA_HOME/kubeling`` (``~/.local/share/kubeling``)."""
+    local = pathlib.Path(".kubeling")
+    if local.is_dir():
+        return local.resolve()
+    base = os.environ.get("XDG_DATA_HOME") or str(pathlib.Path.home() / ".local" / "share")
+    return pathlib.Path(base) / "kubeling"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubeling",
+        description="A Kubernetes you can pip install, built for stateful workloads.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    data_help = (
+        "directory for the store, certificates and kubeconfig (default: ./.kubeling if it "
+        "exists, else $XDG_DATA_HOME/kubeling, i.e. ~/.local/share/kubeling)"
+    )
+    up = sub.add_parser(
+        "up",
+        help="run a whole cluster in the foreground",
+        description="Run the API server (and, as they are built, controllers, node agent and "
+        "DNS) in the foreground. Prints one line when the API is ready; SIGTERM or Ctrl-C "
+        "stops it cleanly.",
+    )
+    up.add_argument("--data-dir", type=pathlib.Path, help=data_help)
+    up.add_argument(
+        "--listen",
+        default="127.0.0.1:6443",
+        metavar="HOST:PORT",
+        help="address of the HTTPS API (default: 127.0.0.1:6443; port 0 picks a free port)",
+    )
+    up.add_argument(
+        "--dns-listen",
+        default="",
+        metavar="HOST:PORT",
+        help="address of the cluster DNS server (not available yet; accepted and ignored)",
+    )
+    up.add_argument(
+        "--store",
+        default="sqlite",
+        metavar="URL",
+        help="sqlite (DATA_DIR/state.db, the default), sqlite:///abs/path.db, memory "
+        "(nothing kept across restarts), or etcd://HOST:PORT,... (not available yet)",
+    )
+    up.add_argument(
+        "--runtime",
+        default="auto",
+        choices=_RUNTIMES,
+        help="how pods run: auto (runc when root and runc are present, else simulated), runc, "
+        "or simulated (the node agent is not available yet; accepted)",
+    )
+    up.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+
+    kc = sub.add_parser("kubeconfig", help="print the admin kubeconfig of a data directory")
+    kc.add_argument("--data-dir", type=pathlib.Path, help=data_help)
+
+    sub.add_parser("version", help="print kubeling's version and the Kubernetes version it serves")
+    return parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("kubeling: not built yet")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return _up(args)
+    if args.command == "kubeconfig":
+        data_dir = args.data_dir or default_data_dir()
+        path = data_dir / "kubeconfig"
+        try:
+            sys.stdout.write(path.read_text())
+        except FileNotFoundError:
+            print(f"kubeling: no kubeconfig at {path}; run `kubeling up` first", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "version":
+        from importlib.metadata import version
+
+        print(f"kubeling {version('kubeling')} (Kubernetes v1.32.0 API)")
+        return 0
+    parser.print_help()
+    return 2
+
+
+def _up(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    level = logging.WARNING
+    if args.verbose == 1:
+        level = logging.INFO
+    elif args.verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    log = logging.getLogger("kubeling")
+
+    if args.store.startswith("etcd://"):
+        print("kubeling: the etcd store is not available yet; use sqlite", file=sys.stderr)
+        return 2
+    if args.dns_listen:
+        log.warning("--dns-listen: the cluster DNS server is not available yet; ignored.")
+    if args.runtime == "runc":
+        log.warning("--runtime runc: the node agent is not available yet; no pods will run.")
+
+    from kubeling.cluster import Cluster, ClusterConfig, split_host_port
+
+    try:
+        split_host_port(args.listen)
+    except ValueError as e:
+        print(f"kubeling: --listen: {e}", file=sys.stderr)
+        return 2
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    config = ClusterConfig(
+        data_dir=data_dir,
+        listen=args.listen,
+        store=args.store,
+        dns_listen=args.dns_listen,
+        runtime=args.runtime,
+    )
+
+    async def run() -> int:
+        cluster = Cluster(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await cluster.start()
+        except OSError as e:
+            print(f"kubeling: cannot start: {e}", file=sys.stderr)
+            return 1
+        print(f"kubeling is ready at {cluster.url} (kubeconfig: {cluster.kubeconfig})", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await cluster.stop()
+        return 0
+
+    return asyncio.run(run())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

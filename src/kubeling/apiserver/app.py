@@ -1,0 +1,273 @@
+"""The ASGI application: routing, authentication, and the non-resource endpoints.
+
+One callable, no middleware stack: a request is routed by splitting its path once, the
+non-resource answers (``/version``, discovery, health) are pre-encoded bytes, and resource
+paths go to ``handlers.ResourceHandler``. Every ``StatusError`` becomes its ``Status``
+answer here; anything else becomes a 500 ``InternalError`` and one log line with the
+traceback, the only place the edge logs a failure.
+
+Routing follows upstream's URL grammar, including its one ambiguity:
+``/api/v1/namespaces/{name}[/status|/finalize]`` is the Namespace object, while
+``/api/v1/namespaces/{ns}/{resource}[/{name}[/{sub}]]`` is a namespaced collection or object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import orjson
+
+from kubeling.apiserver import discovery
+from kubeling.apiserver.auth import Authenticator, authenticate
+from kubeling.apiserver.handlers import ResourceHandler, Target
+from kubeling.apiserver.http import (
+    Receive,
+    Request,
+    Scope,
+    Send,
+    respond,
+    respond_error,
+    respond_json,
+)
+from kubeling.machinery import resources
+from kubeling.machinery.errors import (
+    InternalError,
+    NotFound,
+    StatusError,
+    Unauthorized,
+)
+from kubeling.machinery.types import ResourceInfo
+from kubeling.registry.context import UserInfo
+
+log = logging.getLogger(__name__)
+
+VERSION_INFO: Final = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-kubeling",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+_UNAUTHENTICATED: Final = frozenset({"/version", "/version/", "/healthz", "/livez", "/readyz"})
+_NOT_FOUND: Final = NotFound("the server could not find the requested resource")
+_NOT_FOUND_STATUS: Final = orjson.dumps(_NOT_FOUND.to_status())
+
+
+class OpenApi:
+    """``/openapi/v3`` documents, built on first use and cached encoded with their ETags."""
+
+    def __init__(self) -> None:
+        self._root: tuple[bytes, str] | None = None
+        self._docs: dict[str, tuple[bytes, str]] = {}
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def _encode(doc: Any) -> tuple[bytes, str]:
+        body = doc if isinstance(doc, bytes) else orjson.dumps(doc)
+        return body, hashlib.sha512(body).hexdigest()[:32].upper()
+
+    async def root(self) -> tuple[bytes, str]:
+        if self._root is None:
+            async with self._lock:
+                if self._root is None:
+                    from kubeling.machinery import openapi
+
+                    doc = await asyncio.to_thread(openapi.root_document)
+                    self._root = self._encode(doc)
+        return self._root
+
+    async def group_version(self, path: str) -> tuple[bytes, str] | None:
+        cached = self._docs.get(path)
+        if cached is None:
+            async with self._lock:
+                cached = self._docs.get(path)
+                if cached is None:
+                    from kubeling.machinery import openapi
+
+                    doc = await asyncio.to_thread(openapi.group_version_document, path)
+                    if doc is None:
+                        return None
+                    cached = self._docs[path] = self._encode(doc)
+        return cached
+
+
+class App:
+    """The API server as an ASGI application."""
+
+    def __init__(
+        self,
+        *,
+        registry: Any,
+        authenticators: Sequence[Authenticator],
+        server_address: str,
+        catalogue: Sequence[ResourceInfo] = resources.ALL,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.authenticators = list(authenticators)
+        """Tried in order; append more (service-account tokens) at any time."""
+        self._discovery = discovery.build(catalogue, server_address=server_address)
+        self._version = orjson.dumps(VERSION_INFO)
+        self.stopping = asyncio.Event()
+        """Set on shutdown: open watches end so the server can stop."""
+        self._resources = ResourceHandler(registry, stopping=self.stopping)
+        self._openapi = OpenApi()
+        self._ready = ready
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+        elif kind == "websocket":
+            # TODO(#5): exec/attach over WebSocket v5 arrive with the node agent; until then
+            # the upgrade is refused, which kubectl reports as an error.
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        req = Request(scope, receive)
+        try:
+            path = req.path
+            if path in _UNAUTHENTICATED:
+                await self._unauthenticated(req, send)
+                return
+            user = authenticate(
+                self.authenticators, req.headers.get(b"authorization"), _peer(scope)
+            )
+            if user is None:
+                raise Unauthorized("Unauthorized")
+            await self._route(req, send, user)
+        except StatusError as e:
+            await respond_error(send, e)
+        except Exception:
+            log.exception("Internal error serving %s %s.", req.method, req.path)
+            await respond_error(
+                send, InternalError("an error on the server prevented the request from succeeding")
+            )
+
+    async def _unauthenticated(self, req: Request, send: Send) -> None:
+        if req.path.startswith("/version"):
+            await respond(send, 200, self._version)
+        elif req.path == "/readyz" and not self._ready():
+            await respond(send, 500, b"readyz check failed", content_type=b"text/plain")
+        else:
+            await respond(send, 200, b"ok", content_type=b"text/plain; charset=utf-8")
+
+    async def _route(self, req: Request, send: Send, user: UserInfo) -> None:
+        path = req.path.rstrip("/") or "/"
+        doc = self._discovery.documents.get(path)
+        if doc is not None and req.method == "GET":
+            await respond(send, 200, doc)
+            return
+        parts = path.strip("/").split("/")
+        head = parts[0]
+        if head == "api" and len(parts) >= 3:
+            gv, rest = parts[1], parts[2:]
+        elif head == "apis" and len(parts) >= 4:
+            gv, rest = f"{parts[1]}/{parts[2]}", parts[3:]
+        elif head == "openapi":
+            await self._serve_openapi(req, send, parts)
+            return
+        elif path in ("/", ""):
+            await respond_json(send, 200, {"paths": sorted(self._discovery.documents)})
+            return
+        else:
+            raise _NOT_FOUND
+        target = self._resolve(gv, rest)
+        await self._resources.handle(req, send, target, user)
+
+    def _resolve(self, gv: str, rest: list[str]) -> Target:
+        routes = self._discovery.group_versions.get(gv)
+        if routes is None:
+            raise _NOT_FOUND
+        n = len(rest)
+        if rest[0] == "namespaces" and n >= 3:
+            ns = rest[1]
+            info = routes.get(rest[2])
+            if info is not None and info.namespaced:
+                name = rest[3] if n >= 4 else ""
+                sub = rest[4] if n >= 5 else ""
+                if n > 5 or (sub and sub not in info.subresources):
+                    raise _NOT_FOUND
+                return Target(info=info, namespace=ns, name=name, subresource=sub)
+            if n == 3 and gv == "v1" and rest[2] in resources.NAMESPACES.subresources:
+                return Target(info=resources.NAMESPACES, namespace="", name=ns, subresource=rest[2])
+            raise _NOT_FOUND
+        info = routes.get(rest[0])
+        if info is None or n > 3:
+            raise _NOT_FOUND
+        name = rest[1] if n >= 2 else ""
+        sub = rest[2] if n >= 3 else ""
+        if sub and sub not in info.subresources:
+            raise _NOT_FOUND
+        if info.namespaced and name:
+            # A namespaced object needs its namespace in the path.
+            raise _NOT_FOUND
+        return Target(info=info, namespace="", name=name, subresource=sub)
+
+    async def _serve_openapi(self, req: Request, send: Send, parts: list[str]) -> None:
+        if len(parts) < 2 or parts[1] != "v3" or req.method != "GET":
+            # /openapi/v2 is deliberately absent: kubectl parses it as protobuf and would
+            # fail on JSON, while a 404 sends it to v3 or lets it carry on.
+            raise _NOT_FOUND
+        if len(parts) == 2:
+            body, etag = await self._openapi.root()
+            await self._send_cached(req, send, body, etag, immutable=False)
+            return
+        gv_path = "/".join(parts[2:])
+        found = await self._openapi.group_version(gv_path)
+        if found is None:
+            raise _NOT_FOUND
+        body, etag = found
+        wanted = req.q("hash")
+        if wanted and wanted != etag:
+            # Upstream redirects a stale hash to the current document's URL.
+            location = f"/openapi/v3/{gv_path}?hash={etag}".encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 301,
+                    "headers": [(b"location", location), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await self._send_cached(req, send, body, etag, immutable=bool(wanted))
+
+    async def _send_cached(
+        self, req: Request, send: Send, body: bytes, etag: str, *, immutable: bool
+    ) -> None:
+        quoted = f'"{etag}"'.encode()
+        cache = b"public, immutable" if immutable else b"no-cache, private"
+        headers = [(b"etag", quoted), (b"cache-control", cache), (b"vary", b"Accept")]
+        if req.header(b"if-none-match") == quoted:
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await respond(send, 200, body, headers=headers)
+
+
+def _peer(scope: Scope) -> dict[str, Any] | None:
+    state = scope.get("state")
+    if state:
+        peer: dict[str, Any] | None = state.get("kubeling.peer_cert")
+        return peer
+    return None
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

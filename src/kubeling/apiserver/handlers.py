@@ -1,0 +1,363 @@
+"""Resource verbs: turn one routed REST request into a registry call and its answer.
+
+The registry does the work (defaults, validation, preconditions, storage); this module only
+translates: query parameters and headers into a ``RequestContext`` and call arguments, the
+registry's objects into JSON or ``Table`` answers, and watch events into a newline-delimited
+chunked stream. Every registry call sits on one line so that the interface is easy to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from kubeling.apiserver import negotiation
+from kubeling.apiserver.http import (
+    Request,
+    Send,
+    respond,
+    respond_json,
+    warning_headers,
+)
+from kubeling.machinery.errors import BadRequest, Gone, MethodNotAllowed, StatusError
+from kubeling.machinery.types import Obj, ResourceInfo
+from kubeling.registry.context import FieldValidation, RequestContext, UserInfo
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WATCH_SECONDS: Final = 1800
+"""Upstream's ``--min-request-timeout``: a watch without ``timeoutSeconds`` ends after
+between this and twice this; reflectors simply re-watch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a resource path names."""
+
+    info: ResourceInfo
+    namespace: str
+    """The namespace from the path; empty for cluster-scoped kinds and all-namespace lists."""
+    name: str
+    """Empty for a collection."""
+    subresource: str
+
+
+def _bool(value: str) -> bool:
+    return value.lower() in ("true", "1")
+
+
+def _int(req: Request, name: str) -> int | None:
+    text = req.q(name)
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(f"invalid value for {name}: {text!r}") from None
+
+
+def _dry_run(values: list[str]) -> bool:
+    for v in values:
+        if v != "All":
+            raise BadRequest(f'dryRun: Unsupported value: "{v}": supported values: "All"')
+    return bool(values)
+
+
+def _field_validation(value: str) -> FieldValidation:
+    """Upstream treats a request without ``fieldValidation`` as ``Warn``."""
+    if not value:
+        return "Warn"
+    if value in ("Strict", "Warn", "Ignore"):
+        return value  # type: ignore[return-value]
+    raise BadRequest(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{value}"')
+
+
+def build_context(req: Request, user: UserInfo) -> RequestContext:
+    return RequestContext(
+        user=user,
+        field_manager=req.q("fieldManager"),
+        user_agent=req.header(b"user-agent").decode("latin-1"),
+        field_validation=_field_validation(req.q("fieldValidation")),
+        dry_run=_dry_run(req.query.get("dryRun", [])),
+        force=_bool(req.q("force")),
+    )
+
+
+class ResourceHandler:
+    """Serves every resource path against one registry."""
+
+    def __init__(self, registry: Any, *, stopping: asyncio.Event) -> None:
+        self._registry = registry
+        self._stopping = stopping
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    async def handle(self, req: Request, send: Send, target: Target, user: UserInfo) -> None:
+        ctx = build_context(req, user)
+        method = req.method
+        store = self._registry.store(target.info)
+        if target.name:
+            if method == "GET":
+                if target.subresource in ("log", "exec", "attach", "portforward", "proxy"):
+                    # TODO(#5): logs, exec, attach and port-forward come with the node agent.
+                    raise MethodNotAllowed(
+                        f"the server does not allow this method on the requested resource "
+                        f"({target.info.plural}/{target.subresource}) yet"
+                    )
+                obj = await store.get(
+                    ctx,
+                    name=target.name,
+                    namespace=target.namespace,
+                    subresource=target.subresource,
+                )
+                await self._answer_object(req, send, target, ctx, obj, 200)
+            elif method == "PUT":
+                body = negotiation.decode_body(await req.body(), req.header(b"content-type"))
+                obj = await store.update(
+                    ctx,
+                    body,
+                    name=target.name,
+                    namespace=target.namespace,
+                    subresource=target.subresource,
+                )
+                await self._answer_object(req, send, target, ctx, obj, 200)
+            elif method == "PATCH":
+                patch_type, patch = negotiation.decode_patch(
+                    await req.body(), req.header(b"content-type")
+                )
+                obj, created = await store.patch(
+                    ctx,
+                    name=target.name,
+                    namespace=target.namespace,
+                    patch=patch,
+                    patch_type=patch_type,
+                    subresource=target.subresource,
+                )
+                await self._answer_object(req, send, target, ctx, obj, 201 if created else 200)
+            elif method == "POST":
+                # Subresources that create: pods/x/binding, pods/x/eviction, serviceaccounts/x/token.
+                body = negotiation.decode_body(await req.body(), req.header(b"content-type"))
+                obj = await store.create(
+                    ctx,
+                    body,
+                    namespace=target.namespace,
+                    name=target.name,
+                    subresource=target.subresource,
+                )
+                await self._answer_object(req, send, target, ctx, obj, 201)
+            elif method == "DELETE":
+                options = await self._delete_options(req, ctx)
+                obj, code = await store.delete(
+                    ctx, name=target.name, namespace=target.namespace, options=options
+                )
+                await self._answer_object(req, send, target, ctx, obj, code)
+            else:
+                raise MethodNotAllowed(f"the server does not allow this method: {method}")
+            return
+        if method == "GET":
+            if _bool(req.q("watch")):
+                await self._watch(req, send, target, ctx)
+            else:
+                await self._list(req, send, target, ctx)
+        elif method == "POST":
+            body = negotiation.decode_body(await req.body(), req.header(b"content-type"))
+            obj = await store.create(ctx, body, namespace=target.namespace)
+            await self._answer_object(req, send, target, ctx, obj, 201)
+        elif method == "DELETE":
+            options = await self._delete_options(req, ctx)
+            result = await store.delete_collection(
+                ctx,
+                namespace=target.namespace,
+                label_selector=req.q("labelSelector"),
+                field_selector=req.q("fieldSelector"),
+                options=options,
+            )
+            await self._answer_object(req, send, target, ctx, result, 200)
+        else:
+            raise MethodNotAllowed(f"the server does not allow this method: {method}")
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def _list(self, req: Request, send: Send, target: Target, ctx: RequestContext) -> None:
+        store = self._registry.store(target.info)
+        result = await store.list(
+            ctx,
+            namespace=target.namespace,
+            label_selector=req.q("labelSelector"),
+            field_selector=req.q("fieldSelector"),
+            limit=_int(req, "limit") or 0,
+            continue_=req.q("continue"),
+            resource_version=req.q("resourceVersion"),
+            resource_version_match=req.q("resourceVersionMatch"),
+        )
+        table = negotiation.table_version(req.header(b"accept"))
+        if table:
+            result = self._table(req, target, result["items"], table, result.get("metadata"))
+        await respond_json(
+            send, 200, result, headers=warning_headers(ctx.warnings), pretty=_bool(req.q("pretty"))
+        )
+
+    def _table(
+        self,
+        req: Request,
+        target: Target,
+        objects: list[Obj],
+        version: str,
+        list_meta: Obj | None,
+    ) -> Obj:
+        from kubeling.registry.printers import build_table
+
+        include = req.q("includeObject") or "Metadata"
+        if include not in ("None", "Metadata", "Object"):
+            raise BadRequest(
+                f'includeObject: Unsupported value: "{include}": supported values: '
+                f'"None", "Metadata", "Object"'
+            )
+        strategy = self._registry.strategy(target.info)
+        table = build_table(
+            strategy, objects, now=time.time(), include_object=include, list_meta=list_meta
+        )
+        if version != "v1":
+            table["apiVersion"] = f"meta.k8s.io/{version}"
+        return table
+
+    async def _answer_object(
+        self,
+        req: Request,
+        send: Send,
+        target: Target,
+        ctx: RequestContext,
+        obj: Obj,
+        code: int,
+    ) -> None:
+        table = negotiation.table_version(req.header(b"accept"))
+        if table and obj.get("kind") != "Status" and not target.subresource:
+            obj = self._table(req, target, [obj], table, {"resourceVersion": ""})
+        await respond_json(
+            send, code, obj, headers=warning_headers(ctx.warnings), pretty=_bool(req.q("pretty"))
+        )
+
+    async def _watch(self, req: Request, send: Send, target: Target, ctx: RequestContext) -> None:
+        store = self._registry.store(target.info)
+        timeout = _int(req, "timeoutSeconds")
+        if timeout is None or timeout <= 0:
+            timeout = DEFAULT_WATCH_SECONDS
+        table = negotiation.table_version(req.header(b"accept"))
+        events: AsyncIterator[Any] = store.watch(
+            ctx,
+            namespace=target.namespace,
+            label_selector=req.q("labelSelector"),
+            field_selector=req.q("fieldSelector"),
+            resource_version=req.q("resourceVersion"),
+            allow_bookmarks=_bool(req.q("allowWatchBookmarks")),
+        )
+        content_type = b"application/json"
+        if table:
+            content_type = b"application/json;as=Table;v=" + table.encode() + b";g=meta.k8s.io"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"cache-control", b"no-cache, private"),
+                    *warning_headers(ctx.warnings),
+                ],
+            }
+        )
+
+        first_table = True
+
+        async def pump() -> None:
+            nonlocal first_table
+            try:
+                async for event in events:
+                    etype, obj = _event_parts(event)
+                    if table and etype not in ("ERROR", "BOOKMARK"):
+                        obj = self._table(req, target, [obj], table, {"resourceVersion": ""})
+                        if not first_table:
+                            # Upstream sends column definitions with the first event only.
+                            obj["columnDefinitions"] = []
+                        first_table = False
+                    line = orjson.dumps({"type": etype, "object": obj}) + b"\n"
+                    await send({"type": "http.response.body", "body": line, "more_body": True})
+            except Gone as e:
+                line = orjson.dumps({"type": "ERROR", "object": e.to_status()}) + b"\n"
+                await send({"type": "http.response.body", "body": line, "more_body": True})
+            except StatusError as e:
+                line = orjson.dumps({"type": "ERROR", "object": e.to_status()}) + b"\n"
+                await send({"type": "http.response.body", "body": line, "more_body": True})
+
+        async def disconnected() -> None:
+            while True:
+                message = await req.receive()
+                if message["type"] == "http.disconnect":
+                    return
+
+        tasks = [
+            asyncio.ensure_future(pump()),
+            asyncio.ensure_future(disconnected()),
+            asyncio.ensure_future(self._stopping.wait()),
+        ]
+        try:
+            await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+            if tasks[0].done() and not tasks[0].cancelled() and tasks[0].exception():
+                log.error(
+                    "Watch of %s failed.", target.info.qualified, exc_info=tasks[0].exception()
+                )
+        with contextlib.suppress(Exception):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    # -- deleting ----------------------------------------------------------------------------
+
+    async def _delete_options(self, req: Request, ctx: RequestContext) -> Obj:
+        """DeleteOptions from the body (kubectl's way) merged with query parameters."""
+        raw = await req.body()
+        options: Obj = {}
+        if raw.strip():
+            parsed = negotiation.decode_body(raw, req.header(b"content-type"))
+            if not isinstance(parsed, dict):
+                raise BadRequest("DeleteOptions must be an object")
+            options = dict(parsed)
+        grace = _int(req, "gracePeriodSeconds")
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
+        if req.q("propagationPolicy"):
+            options["propagationPolicy"] = req.q("propagationPolicy")
+        if "orphanDependents" in req.query:
+            options["orphanDependents"] = _bool(req.q("orphanDependents"))
+        dry = options.get("dryRun") or []
+        if dry:
+            ctx.dry_run = _dry_run(list(dry))
+        elif ctx.dry_run:
+            options["dryRun"] = ["All"]
+        return options
+
+
+def _event_parts(event: Any) -> tuple[str, Obj]:
+    if isinstance(event, tuple):
+        return event[0], event[1]
+    if isinstance(event, dict):
+        return event["type"], event["object"]
+    return event.type, event.object
+
+
+async def respond_plain(send: Send, text: str) -> None:
+    await respond(send, 200, text.encode(), content_type=b"text/plain; charset=utf-8")

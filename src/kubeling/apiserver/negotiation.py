@@ -1,0 +1,93 @@
+"""Content negotiation: what the client wants back, and what it sent.
+
+Answers are always JSON (every client lists ``application/json`` among its Accept types);
+the one choice that matters is whether a ``meta.k8s.io`` ``Table`` was asked for, which is
+how ``kubectl get`` gets its columns. Request bodies arrive as JSON, YAML (server-side apply
+from non-kubectl clients), or the ``k8s\\0`` protobuf envelope that kubectl's typed commands
+(``create configmap``, ``create secret``...) send with no JSON fallback.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from kubeling.machinery import decode
+from kubeling.machinery.errors import BadRequest, UnsupportedMediaType
+
+PROTOBUF: Final = "application/vnd.kubernetes.protobuf"
+PATCH_TYPES: Final[dict[str, str]] = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+cbor": "apply-cbor",
+}
+_ACCEPTED: Final = "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+
+
+def table_version(accept: bytes) -> str:
+    """``v1`` or ``v1beta1`` when the first acceptable media type is a Table, else ``""``."""
+    if b"Table" not in accept:
+        return ""
+    for part in accept.decode("latin-1").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if media not in ("application/json", "*/*", "application/*"):
+            continue
+        values = dict(p.partition("=")[::2] for p in params)
+        if values.get("as") == "Table":
+            if values.get("g") == "meta.k8s.io" and values.get("v") in ("v1", "v1beta1"):
+                return values["v"]
+            continue
+        if "as" in values:
+            continue
+        # A plain JSON type listed before any Table type wins, as upstream's negotiator.
+        return ""
+    return ""
+
+
+def media_type(content_type: bytes) -> str:
+    return content_type.decode("latin-1").partition(";")[0].strip().lower()
+
+
+def decode_body(raw: bytes, content_type: bytes) -> Any:
+    """Parse a POST/PUT body into JSON-shaped data (duplicate keys kept for strict decoding)."""
+    media = media_type(content_type)
+    if media in ("", "application/json", "*/*"):
+        return decode.loads(raw)
+    if media in ("application/yaml", "application/x-yaml", "text/yaml"):
+        return load_yaml(raw)
+    if media == PROTOBUF:
+        from kubeling.machinery import protobuf
+
+        return protobuf.decode(raw)
+    raise UnsupportedMediaType(
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"{_ACCEPTED}"
+    )
+
+
+def load_yaml(raw: bytes) -> Any:
+    stripped = raw.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        # kubectl sends server-side apply bodies as JSON text, which is valid YAML.
+        return decode.loads(raw)
+    import yaml
+
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise BadRequest(f"error decoding YAML: {e}") from e
+
+
+def decode_patch(raw: bytes, content_type: bytes) -> tuple[str, Any]:
+    """The patch type (``json``, ``merge``, ``strategic``, ``apply``) and the parsed patch."""
+    media = media_type(content_type)
+    patch_type = PATCH_TYPES.get(media)
+    if patch_type is None or patch_type == "apply-cbor":
+        raise UnsupportedMediaType(
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f"{', '.join(t for t in PATCH_TYPES if not t.endswith('cbor'))}"
+        )
+    if patch_type == "apply":
+        return patch_type, load_yaml(raw)
+    return patch_type, decode.loads(raw)
