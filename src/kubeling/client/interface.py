@@ -9,6 +9,7 @@ cannot tell them apart.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -97,7 +98,7 @@ class Client(Protocol):
         resource: ResourceInfo,
         *,
         name: str,
-        patch: Obj | list[Obj],
+        patch: Obj | builtins.list[Obj],
         patch_type: PatchType,
         namespace: str = "",
         subresource: str = "",
