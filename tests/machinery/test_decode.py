@@ -155,7 +155,13 @@ def test_decode_map_values_are_walked() -> None:
         ),
         pytest.param(
             POD,
-            {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": True}]}]}},  # fmt: skip
+            {
+                "spec": {
+                    "containers": [
+                        {"name": "c", "ports": [{"containerPort": 80, "hostPort": True}]}
+                    ]
+                }
+            },
             "json: cannot unmarshal bool into Go struct field "
             "ContainerPort.spec.containers.ports.hostPort of type int32",
             id="bool-in-list-item",
