@@ -101,14 +101,12 @@ _LOAD_EVENTS = """
 """
 
 # Newest row at or below the revision for each key in range; tombstones mean "absent".
+# Walking the (name, id) index in key order lets LIMIT stop the scan after one page, so a
+# paginated list costs a page per request rather than the whole rest of the prefix.
 _LIST_AT = """
     SELECT k.name, k.value, k.create_revision, k.id FROM kv AS k
-    JOIN (
-        SELECT MAX(id) AS id FROM kv
-        WHERE name >= ? AND name > ? AND (? = '' OR name < ?) AND id <= ?
-        GROUP BY name
-    ) AS m ON k.id = m.id
-    WHERE k.deleted = 0
+    WHERE k.name >= ? AND k.name > ? AND (? = '' OR k.name < ?) AND k.deleted = 0
+      AND k.id = (SELECT MAX(n.id) FROM kv AS n WHERE n.name = k.name AND n.id <= ?)
     ORDER BY k.name
     LIMIT ?
 """
@@ -193,7 +191,10 @@ class SqliteBackend:
         # Loop-side state: what has been acknowledged to callers.
         self._index = KeyIndex()
         self._revision = 0
+        # Replaced in start() by a window that begins at the stored revision; until then a
+        # watch ends at once rather than waiting on a window nothing feeds.
         self._window = WatchWindow(size=window_size, watcher_queue=watcher_queue)
+        self._window.close(StoreClosed(f"the sqlite store {self.path} is not started"))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._closed = False
@@ -258,6 +259,9 @@ class SqliteBackend:
         self._window.close()
         if self._readers is not None:
             await asyncio.to_thread(self._readers.shutdown, wait=True)
+        await asyncio.to_thread(self._close_readers)
+
+    def _close_readers(self) -> None:
         with self._reader_lock:
             for conn in self._reader_conns:
                 conn.close()
