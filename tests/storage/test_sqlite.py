@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kubeling.storage import open_backend
-from kubeling.storage.interface import Compacted, Event, StorageError
+from kubeling.storage.interface import Compacted, Event, KeyExists, KeyValue, StorageError
 from kubeling.storage.memory import MemoryBackend
 from kubeling.storage.sqlite import SqliteBackend
 
@@ -51,15 +51,18 @@ async def test_sqlite_reopen_keeps_state_and_continues_revisions(tmp_path: pathl
         await store.create("/p/b", b"B")  # 2
         await store.update("/p/a", b"A2", expected_revision=1)  # 3
         await store.delete("/p/b")  # 4
+        await store.create("/p/empty", b"")  # 5
     async with opened(db) as store:
-        assert await store.current_revision() == 4
+        assert await store.current_revision() == 5
+        empty = await store.get("/p/empty")
+        assert empty is not None and empty.value == b""
         a = await store.get("/p/a")
         assert a is not None
         assert (a.value, a.create_revision, a.mod_revision) == (b"A2", 1, 3)
         assert await store.get("/p/b") is None
         at2 = await store.list("/p/", revision=2)
         assert [(i.key, i.value) for i in at2.items] == [("/p/a", b"A"), ("/p/b", b"B")]
-        assert (await store.create("/p/c", b"C")).mod_revision == 5
+        assert (await store.create("/p/c", b"C")).mod_revision == 6
 
 
 async def test_sqlite_revision_never_goes_back_after_compaction_and_reopen(
@@ -180,6 +183,55 @@ async def test_sqlite_open_failure_raises_storage_error(tmp_path: pathlib.Path) 
     with pytest.raises(StorageError):
         await store.start()
     await store.close()
+
+
+async def test_sqlite_second_opener_of_a_file_is_refused(tmp_path: pathlib.Path) -> None:
+    db = tmp_path / "state.db"
+    async with opened(db):
+        other = SqliteBackend(db)
+        with pytest.raises(StorageError, match="in use by another process"):
+            await other.start()
+        await other.close()
+    # The lock goes with the store that held it.
+    async with opened(db) as store:
+        assert await store.current_revision() == 0
+
+
+async def test_sqlite_failed_commit_fails_its_batch_and_leaves_no_gap(
+    tmp_path: pathlib.Path,
+) -> None:
+    db = tmp_path / "state.db"
+    async with opened(db):
+        pass
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON kv WHEN NEW.name = '/boom'"
+            " BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+        )
+        conn.commit()
+    async with opened(db) as store:
+        results = await asyncio.gather(
+            *(store.create(f"/ok/{n}", b"v") for n in range(5)),
+            store.create("/boom", b"v"),
+            *(store.create(f"/ok/{n}", b"v") for n in range(5, 10)),
+            return_exceptions=True,
+        )
+        assert isinstance(results[5], StorageError)
+        assert "refused by test trigger" in str(results[5])
+        committed = [r for r in results if isinstance(r, KeyValue)]
+        # Writes sharing the failed transaction fail with it; the rest keep their revisions,
+        # and no revision is burnt by the rollback.
+        assert sorted(kv.mod_revision for kv in committed) == list(range(1, len(committed) + 1))
+        assert await store.get("/boom") is None
+        assert await store.current_revision() == len(committed)
+        after = await store.create("/after", b"v")
+        assert after.mod_revision == len(committed) + 1
+        for r in results:
+            if isinstance(r, StorageError):
+                assert not isinstance(r, KeyExists)
+    async with opened(db) as store:
+        assert await store.current_revision() == len(committed) + 1
+        assert await store.count("/ok/") == len(committed)
 
 
 async def test_sqlite_acknowledged_writes_survive_kill_9(tmp_path: pathlib.Path) -> None:

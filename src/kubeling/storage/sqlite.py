@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import concurrent.futures
+import fcntl
 import logging
 import pathlib
 import queue
@@ -36,7 +37,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 
 from kubeling.storage.index import KeyIndex, prefix_end
 from kubeling.storage.interface import (
@@ -59,8 +60,9 @@ log = logging.getLogger(__name__)
 TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
-# A batch larger than this is split so one transaction cannot hold the write lock for long.
-MAX_BATCH = 2_000
+# A batch larger than this is split so one transaction cannot hold the write lock for long,
+# and so one commit's events stay well inside a watcher's queue (DEFAULT_WATCHER_QUEUE).
+MAX_BATCH = 1_000
 DEFAULT_COMPACT_KEEP = 10_000
 DEFAULT_COMPACT_EVERY_WRITES = 10_000
 DEFAULT_COMPACT_INTERVAL = 300.0
@@ -160,7 +162,7 @@ class _Loaded:
     window_start: int
 
 
-def _translate(exc: sqlite3.Error, doing: str) -> StorageError:
+def _translate(exc: Exception, doing: str) -> StorageError:
     error = StorageError(f"the sqlite store failed to {doing}: {exc}")
     error.__cause__ = exc
     return error
@@ -445,12 +447,35 @@ class SqliteBackend:
             window_start=window_start,
         )
 
-    def _writer_main(self, ready: asyncio.Future[_Loaded]) -> None:
+    def _lock(self) -> IO[bytes]:
+        # Two processes writing one file would each trust their own in-memory state and
+        # hand out the same revisions; an advisory lock (released by the kernel even on
+        # kill -9) turns that into an error at start.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path.with_name(self.path.name + ".lock"), "wb")  # noqa: SIM115
         try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            handle.close()
+            raise StorageError(
+                f"the sqlite store {self.path} is in use by another process"
+            ) from exc
+        return handle
+
+    def _writer_main(self, ready: asyncio.Future[_Loaded]) -> None:
+        lock: IO[bytes] | None = None
+        conn: sqlite3.Connection | None = None
+        try:
+            lock = self._lock()
             conn = self._connect_writer()
             loaded = self._load(conn)
-        except sqlite3.Error as exc:
-            self._post(_settle, ready, _translate(exc, f"open {self.path}"))
+        except Exception as exc:
+            if conn is not None:
+                conn.close()
+            if lock is not None:
+                lock.close()
+            error = exc if isinstance(exc, StorageError) else _translate(exc, f"open {self.path}")
+            self._post(_settle, ready, error)
             return
         self._w_state = {kv.key: kv for kv in loaded.current}
         self._w_revision = loaded.revision
@@ -464,6 +489,7 @@ class SqliteBackend:
             self._post(self._writer_died, exc)
         finally:
             conn.close()
+            lock.close()
 
     def _writer_died(self, exc: BaseException) -> None:
         self._closed = True

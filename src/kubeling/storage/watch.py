@@ -20,7 +20,9 @@ from collections.abc import AsyncIterator, Iterable
 from kubeling.storage.interface import Compacted, Event, StorageError, StoreClosed, WatchLagging
 
 DEFAULT_WINDOW_SIZE = 10_000
-DEFAULT_WATCHER_QUEUE = 1_000
+# Generous on purpose: a single group commit publishes up to a thousand events at once, and
+# a healthy consumer must not be ended for a burst it would drain in milliseconds.
+DEFAULT_WATCHER_QUEUE = 5_000
 
 
 class _Watcher:
