@@ -21,7 +21,9 @@ class _Store:
         self.info = info
         self.calls = calls
 
-    async def get(self, ctx: RequestContext, *, name: str, namespace: str, subresource: str) -> Any:
+    async def get(
+        self, *, ctx: RequestContext, name: str, namespace: str, subresource: str = ""
+    ) -> Any:
         self.calls.append(("get", self.info.plural, namespace, name, subresource, ctx.user.name))
         if name == "missing":
             raise NotFound.for_object(resource=self.info.plural, group=self.info.group, name=name)
@@ -33,7 +35,7 @@ class _Store:
             "metadata": {"name": name},
         }
 
-    async def create(self, ctx: RequestContext, obj: Any, *, namespace: str, **kw: Any) -> Any:
+    async def create(self, obj: Any, *, namespace: str, ctx: RequestContext, **kw: Any) -> Any:
         self.calls.append(
             ("create", self.info.plural, namespace, obj, ctx.field_validation, ctx.dry_run)
         )

@@ -32,6 +32,7 @@ from kubeling.registry.context import FieldValidation, RequestContext, UserInfo
 
 log = logging.getLogger(__name__)
 
+_STREAMING: Final = frozenset({"log", "exec", "attach", "portforward", "proxy"})
 DEFAULT_WATCH_SECONDS: Final = 1800
 """Upstream's ``--min-request-timeout``: a watch without ``timeoutSeconds`` ends after
 between this and twice this; reflectors simply re-watch."""
@@ -103,92 +104,82 @@ class ResourceHandler:
         ctx = build_context(req, user)
         method = req.method
         store = self._registry.store(target.info)
-        if target.name:
+        ns, name, sub = target.namespace, target.name, target.subresource
+        if name:
+            if sub in _STREAMING:
+                # TODO(#5): logs, exec, attach and port-forward come with the node agent.
+                raise MethodNotAllowed(
+                    f"the server does not allow this method on the requested resource "
+                    f"({target.info.plural}/{sub}) yet"
+                )
             if method == "GET":
-                if target.subresource in ("log", "exec", "attach", "portforward", "proxy"):
-                    # TODO(#5): logs, exec, attach and port-forward come with the node agent.
-                    raise MethodNotAllowed(
-                        f"the server does not allow this method on the requested resource "
-                        f"({target.info.plural}/{target.subresource}) yet"
-                    )
-                obj = await store.get(
-                    ctx,
-                    name=target.name,
-                    namespace=target.namespace,
-                    subresource=target.subresource,
-                )
-                await self._answer_object(req, send, target, ctx, obj, 200)
+                obj = await store.get(ctx=ctx, namespace=ns, name=name, subresource=sub)
+                code = 200
             elif method == "PUT":
-                body = negotiation.decode_body(await req.body(), req.header(b"content-type"))
-                obj = await store.update(
-                    ctx,
-                    body,
-                    name=target.name,
-                    namespace=target.namespace,
-                    subresource=target.subresource,
+                body = await self._body(req)
+                obj, created = await store.update(
+                    body, namespace=ns, name=name, ctx=ctx, subresource=sub
                 )
-                await self._answer_object(req, send, target, ctx, obj, 200)
+                code = 201 if created else 200
             elif method == "PATCH":
-                patch_type, patch = negotiation.decode_patch(
-                    await req.body(), req.header(b"content-type")
-                )
+                raw, content_type = await req.body(), req.header(b"content-type")
                 obj, created = await store.patch(
-                    ctx,
-                    name=target.name,
-                    namespace=target.namespace,
-                    patch=patch,
-                    patch_type=patch_type,
-                    subresource=target.subresource,
+                    namespace=ns,
+                    name=name,
+                    patch=raw,
+                    content_type=negotiation.media_type(content_type),
+                    ctx=ctx,
+                    subresource=sub,
                 )
-                await self._answer_object(req, send, target, ctx, obj, 201 if created else 200)
+                code = 201 if created else 200
             elif method == "POST":
-                # Subresources that create: pods/x/binding, pods/x/eviction, serviceaccounts/x/token.
-                body = negotiation.decode_body(await req.body(), req.header(b"content-type"))
-                obj = await store.create(
-                    ctx,
-                    body,
-                    namespace=target.namespace,
-                    name=target.name,
-                    subresource=target.subresource,
-                )
-                await self._answer_object(req, send, target, ctx, obj, 201)
+                # Subresources that create: pods/x/binding, pods/x/eviction, sa/x/token.
+                body = await self._body(req)
+                obj = await store.create(body, namespace=ns, name=name, subresource=sub, ctx=ctx)
+                code = 201
             elif method == "DELETE":
                 options = await self._delete_options(req, ctx)
-                obj, code = await store.delete(
-                    ctx, name=target.name, namespace=target.namespace, options=options
+                obj, finished = await store.delete(
+                    namespace=ns, name=name, options=options, ctx=ctx
                 )
-                await self._answer_object(req, send, target, ctx, obj, code)
+                code = 200 if finished or options.get("orphanDependents") is not False else 202
             else:
                 raise MethodNotAllowed(f"the server does not allow this method: {method}")
+            await self._answer_object(req, send, target, ctx, obj, code)
             return
         if method == "GET":
             if _bool(req.q("watch")):
                 await self._watch(req, send, target, ctx)
             else:
                 await self._list(req, send, target, ctx)
-        elif method == "POST":
-            body = negotiation.decode_body(await req.body(), req.header(b"content-type"))
-            obj = await store.create(ctx, body, namespace=target.namespace)
-            await self._answer_object(req, send, target, ctx, obj, 201)
-        elif method == "DELETE":
+            return
+        if method == "POST":
+            body = await self._body(req)
+            obj = await store.create(body, namespace=ns, ctx=ctx)
+            code = 201
+        elif method == "DELETE" and "deletecollection" in target.info.verbs:
             options = await self._delete_options(req, ctx)
-            result = await store.delete_collection(
-                ctx,
-                namespace=target.namespace,
+            obj = await store.delete_collection(
+                namespace=ns,
                 label_selector=req.q("labelSelector"),
                 field_selector=req.q("fieldSelector"),
                 options=options,
+                ctx=ctx,
             )
-            await self._answer_object(req, send, target, ctx, result, 200)
+            code = 200
         else:
             raise MethodNotAllowed(f"the server does not allow this method: {method}")
+        await self._answer_object(req, send, target, ctx, obj, code)
+
+    async def _body(self, req: Request) -> Any:
+        return negotiation.decode_body(await req.body(), req.header(b"content-type"))
 
     # -- reading -----------------------------------------------------------------------------
 
     async def _list(self, req: Request, send: Send, target: Target, ctx: RequestContext) -> None:
         store = self._registry.store(target.info)
         result = await store.list(
-            ctx,
+            ctx=ctx,
             namespace=target.namespace,
             label_selector=req.q("labelSelector"),
             field_selector=req.q("fieldSelector"),
@@ -251,7 +242,7 @@ class ResourceHandler:
             timeout = DEFAULT_WATCH_SECONDS
         table = negotiation.table_version(req.header(b"accept"))
         events: AsyncIterator[Any] = store.watch(
-            ctx,
+            ctx=ctx,
             namespace=target.namespace,
             label_selector=req.q("labelSelector"),
             field_selector=req.q("fieldSelector"),
