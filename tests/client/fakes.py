@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kubeling.client.interface import PatchType, WatchEvent
@@ -276,3 +276,11 @@ class FakeClient:
     async def close(self) -> None:
         for *_, queue in self.watchers:
             queue.put_nowait(_END)
+
+
+async def eventually(predicate: Callable[[], bool], *, within: float = 10.0) -> None:
+    """Return as soon as ``predicate()`` holds; ``TimeoutError`` after ``within`` seconds."""
+    async with asyncio.timeout(within):
+        # Polling is the point here: the state checked has no event of its own.
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
