@@ -245,3 +245,28 @@ async def test_unknown_body_media_type_is_415(client: httpx.AsyncClient) -> None
     )
     assert r.status_code == 415
     assert r.json()["reason"] == "UnsupportedMediaType"
+
+
+async def test_openapi_v3_root_links_documents_by_hash(client: httpx.AsyncClient) -> None:
+    root = await client.get("/openapi/v3")
+    assert root.status_code == 200
+    url = root.json()["paths"]["api/v1"]["serverRelativeURL"]
+    assert url.startswith("/openapi/v3/api/v1?hash=")
+    doc = await client.get(url)
+    assert doc.status_code == 200
+    assert doc.headers["cache-control"] == "public, immutable"
+    assert "io.k8s.api.core.v1.PersistentVolumeClaim" in doc.json()["components"]["schemas"]
+    again = await client.get(url, headers={"If-None-Match": doc.headers["etag"]})
+    assert again.status_code == 304
+
+
+async def test_openapi_v3_stale_hash_redirects_to_current(client: httpx.AsyncClient) -> None:
+    r = await client.get("/openapi/v3/apis/apps/v1?hash=STALE")
+    assert r.status_code == 301
+    assert r.headers["location"].startswith("/openapi/v3/apis/apps/v1?hash=")
+    assert r.headers["location"] != "/openapi/v3/apis/apps/v1?hash=STALE"
+
+
+async def test_openapi_v3_unknown_group_version_is_404(client: httpx.AsyncClient) -> None:
+    r = await client.get("/openapi/v3/apis/nope/v1")
+    assert r.status_code == 404

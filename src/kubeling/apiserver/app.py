@@ -90,13 +90,21 @@ class OpenApi:
             async with self._lock:
                 cached = self._docs.get(path)
                 if cached is None:
-                    from kubeling.machinery import openapi
-
-                    doc = await asyncio.to_thread(openapi.group_version_document, path)
-                    if doc is None:
+                    found = await asyncio.to_thread(_load_group_version, path)
+                    if found is None:
                         return None
-                    cached = self._docs[path] = self._encode(doc)
+                    cached = self._docs[path] = found
         return cached
+
+
+def _load_group_version(path: str) -> tuple[bytes, str] | None:
+    from kubeling.machinery import openapi
+
+    doc = openapi.group_version_document(path)
+    digest = openapi.group_version_hash(path)
+    if doc is None or digest is None:
+        return None
+    return doc, digest
 
 
 class App:
