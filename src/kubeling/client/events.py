@@ -142,6 +142,7 @@ class EventRecorder:
     def _enqueue(self, event: Obj) -> None:
         if self._closed:
             return
+        asyncio.get_running_loop()  # raises outside a loop, before any coroutine exists
         if self._queue is None:
             self._queue = asyncio.Queue(maxsize=self._queue_size)
         if self._task is None or self._task.done():
