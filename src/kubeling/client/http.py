@@ -79,6 +79,7 @@ class HttpClient:
         timeout: float = 30.0,
         user_agent: str = "kubeling",
         max_retries: int = MAX_RETRIES,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.server = server.rstrip("/")
         self.namespace = namespace
@@ -104,6 +105,7 @@ class HttpClient:
             timeout=httpx.Timeout(timeout),
             # Proxies from the environment must never see cluster traffic.
             trust_env=False,
+            transport=transport,
         )
         self._warned: set[str] = set()
 
