@@ -13,17 +13,24 @@ import sys
 from kubeling.storage.sqlite import SqliteBackend
 
 
+def ack(key: str, revision: int, value: str) -> None:
+    # One write call per line (stdout to a pipe is block-buffered), so a kill never leaves
+    # half a line in the pipe.
+    sys.stdout.write(f"{key} {revision} {value}\n")
+    sys.stdout.flush()
+
+
 async def worker(store: SqliteBackend, worker_id: int) -> None:
     generation = 0
     while True:
         key = f"/crash/w{worker_id:02}/k{generation:05}"
         value = f"{worker_id}-{generation}-0"
         kv = await store.create(key, value.encode())
-        print(key, kv.mod_revision, value, flush=True)
+        ack(key, kv.mod_revision, value)
         for step in range(1, 4):
             value = f"{worker_id}-{generation}-{step}"
             kv = await store.update(key, value.encode(), expected_revision=kv.mod_revision)
-            print(key, kv.mod_revision, value, flush=True)
+            ack(key, kv.mod_revision, value)
         generation += 1
 
 

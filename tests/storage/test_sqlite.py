@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -24,13 +25,19 @@ EVENT_DEADLINE = 10.0
 
 
 @contextlib.asynccontextmanager
-async def opened(path: pathlib.Path, **options: int) -> AsyncIterator[SqliteBackend]:
+async def opened(path: pathlib.Path, **options: Any) -> AsyncIterator[SqliteBackend]:
     store = SqliteBackend(path, **options)
     await store.start()
     try:
         yield store
     finally:
         await store.close()
+
+
+def parse_ack(line: bytes) -> tuple[str, int, str]:
+    assert line.endswith(b"\n"), f"torn acknowledgement line {line!r}"
+    key, revision, value = line.decode().split()
+    return key, int(revision), value
 
 
 def row_count(path: pathlib.Path) -> int:
@@ -178,6 +185,26 @@ async def test_sqlite_file_stays_bounded_under_repeated_updates(tmp_path: pathli
 MAX_SLACK_ROWS = 20
 
 
+async def test_sqlite_compacts_in_the_background_when_the_interval_passes(
+    tmp_path: pathlib.Path,
+) -> None:
+    async with opened(
+        tmp_path / "state.db", compact_keep=1, compact_every_writes=1_000_000, compact_interval=0.05
+    ) as store:
+        await store.create("/k", b"1")
+        for n in range(2, 6):
+            await store.update("/k", str(n).encode(), expected_revision=0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + EVENT_DEADLINE
+        while store.stats.compactions == 0:
+            assert loop.time() < deadline, "no background compaction ran"
+            await asyncio.sleep(0.01)
+        with pytest.raises(Compacted) as caught:
+            await store.list("/", revision=2)
+        assert caught.value.oldest == 4
+        assert (await store.list("/", revision=4)).items[0].value == b"4"
+
+
 async def test_sqlite_open_failure_raises_storage_error(tmp_path: pathlib.Path) -> None:
     store = SqliteBackend(tmp_path)  # a directory, not a file
     with pytest.raises(StorageError):
@@ -242,7 +269,8 @@ async def test_sqlite_acknowledged_writes_survive_kill_9(tmp_path: pathlib.Path)
         str(db),
         "16",
         stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Unbuffered stdout would write each piece of a line separately (see crash_writer).
+        env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
     )
     assert proc.stdout is not None
     acks: list[tuple[str, int, str]] = []
@@ -250,15 +278,12 @@ async def test_sqlite_acknowledged_writes_survive_kill_9(tmp_path: pathlib.Path)
         while len(acks) < ACKS_BEFORE_KILL:
             line = await proc.stdout.readline()
             assert line, "the writer exited before it was killed"
-            key, rev, value = line.decode().split()
-            acks.append((key, int(rev), value))
+            acks.append(parse_ack(line))
         proc.send_signal(signal.SIGKILL)
-        # Lines still in the pipe were acknowledged before the kill; only a torn last line
-        # (cut mid-write) is not an acknowledgement.
-        for line in (await proc.stdout.read()).decode().splitlines():
-            parts = line.split()
-            if len(parts) == 3:
-                acks.append((parts[0], int(parts[1]), parts[2]))
+        # Lines still in the pipe were acknowledged before the kill. Each is one write of
+        # less than PIPE_BUF, so none is torn; a line without its newline would not count.
+        rest = await proc.stdout.read()
+        acks.extend(parse_ack(line) for line in rest.splitlines(keepends=True))
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -266,18 +291,18 @@ async def test_sqlite_acknowledged_writes_survive_kill_9(tmp_path: pathlib.Path)
     assert proc.returncode == -signal.SIGKILL
 
     async with opened(db) as store:
-        assert await store.current_revision() >= max(rev for _, rev, _ in acks)
-        for key, rev, value in acks:
-            at = await store.list(key, revision=rev)
+        assert await store.current_revision() >= max(ack[1] for ack in acks)
+        for key, revision, value in acks:
+            at = await store.list(key, revision=revision)
             found = {i.key: i for i in at.items}
-            assert key in found, (key, rev)
-            assert (found[key].value.decode(), found[key].mod_revision) == (value, rev)
+            assert key in found, (key, revision)
+            assert (found[key].value.decode(), found[key].mod_revision) == (value, revision)
         newest: dict[str, int] = {}
-        for key, rev, _ in acks:
-            newest[key] = max(newest.get(key, 0), rev)
-        for key, rev in newest.items():
+        for key, revision, _ in acks:
+            newest[key] = max(newest.get(key, 0), revision)
+        for key, revision in newest.items():
             current = await store.get(key)
-            assert current is not None and current.mod_revision >= rev
+            assert current is not None and current.mod_revision >= revision
 
 
 @pytest.mark.parametrize(

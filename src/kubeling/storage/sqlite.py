@@ -187,6 +187,8 @@ class SqliteBackend:
         self._watcher_queue = watcher_queue
         self._compact_keep = compact_keep
         self._compact_every = compact_every_writes
+        if compact_interval <= 0 or compact_every_writes < 1 or compact_keep < 0:
+            raise ValueError("compaction needs a positive interval and write count")
         self._compact_interval = compact_interval
         self._reader_count = readers
 
@@ -505,7 +507,10 @@ class SqliteBackend:
     def _writer_loop(self, conn: sqlite3.Connection) -> None:
         last_compact = time.monotonic()
         while True:
-            wait = max(0.0, last_compact + self._compact_interval - time.monotonic())
+            # Idle with nothing written since the last compaction: nothing to time out for.
+            wait: float | None = None
+            if self._w_since_compact:
+                wait = max(0.0, last_compact + self._compact_interval - time.monotonic())
             try:
                 batch = [self._queue.get(timeout=wait)]
             except queue.Empty:
