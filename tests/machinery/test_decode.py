@@ -217,10 +217,43 @@ def test_check_type_meta_rejects_other_api_version() -> None:
     check_type_meta({"apiVersion": "apps/v1", "kind": "Deployment"}, gvk=DEPLOYMENT)
     check_type_meta({}, gvk=DEPLOYMENT)
     with pytest.raises(BadRequest) as exc:
-        check_type_meta({"apiVersion": "apps/v1beta1", "kind": "Deployment"}, gvk=DEPLOYMENT)
+        check_type_meta({"apiVersion": "extensions/v1beta1", "kind": "Deployment"}, gvk=DEPLOYMENT)
     assert exc.value.message == (
-        "the API version in the data (apps/v1beta1) does not match the expected API version "
-        "(apps/v1)"
+        'Deployment in version "v1beta1" cannot be handled as a Deployment: no kind "Deployment" '
+        'is registered for version "extensions/v1beta1" in scheme '
+        '"k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30"'
     )
-    with pytest.raises(BadRequest):
-        check_type_meta({"apiVersion": "v1", "kind": "Service"}, gvk=POD)
+
+
+def test_decode_body_of_another_kind_is_a_conversion_error() -> None:
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "bogus": 1}
+    with pytest.raises(BadRequest) as exc:
+        decode_object(body, gvk=POD, mode="Strict")
+    assert exc.value.message == (
+        'Service in version "v1" cannot be handled as a Pod: converting (v1.Service) to '
+        "(core.Pod): unknown conversion"
+    )
+    sts = GroupVersionKind(group="apps", version="v1", kind="StatefulSet")
+    with pytest.raises(BadRequest) as exc:
+        decode_object({"apiVersion": "apps/v1", "kind": "Deployment"}, gvk=sts)
+    assert exc.value.message.endswith(
+        "converting (v1.Deployment) to (apps.StatefulSet): unknown conversion"
+    )
+
+
+def test_decode_other_api_version_of_the_kind_is_refused_after_field_checks() -> None:
+    # events.k8s.io/v1 Event posted to the core events endpoint: known kind, other group
+    core_event = GroupVersionKind(group="", version="v1", kind="Event")
+    body = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}}
+    with pytest.raises(BadRequest) as exc:
+        decode_object(body, gvk=core_event, mode="Strict")
+    assert exc.value.message == (
+        "the API version in the data (events.k8s.io/v1) does not match the expected API "
+        "version (v1)"
+    )
+    with pytest.raises(BadRequest) as exc:
+        decode_object({**body, "bogus": 1}, gvk=core_event, mode="Strict")
+    assert exc.value.message == (
+        'Event in version "v1" cannot be handled as a Event: strict decoding error: '
+        'unknown field "bogus"'
+    )

@@ -438,31 +438,76 @@ def _base64_error(s: str) -> str | None:
 # -- public entry points --------------------------------------------------------------------------
 
 
-def cannot_be_handled(gvk: GroupVersionKind, detail: str) -> BadRequest:
-    """Upstream's 400 for a body that does not decode: ``<Kind> in version "<v>" cannot be
-    handled as a <Kind>: <detail>``."""
+def cannot_be_handled(
+    gvk: GroupVersionKind, detail: str, *, target_kind: str | None = None
+) -> BadRequest:
+    """Upstream's 400 for a body that does not decode (``transformDecodeError``):
+    ``<body Kind> in version "<body version>" cannot be handled as a <endpoint Kind>: ...``."""
     return BadRequest(
-        f'{gvk.kind} in version "{gvk.version}" cannot be handled as a {gvk.kind}: {detail}'
+        f'{gvk.kind} in version "{gvk.version}" cannot be handled as a '
+        f"{target_kind or gvk.kind}: {detail}"
+    )
+
+
+def _body_gvk(body: Obj, endpoint: GroupVersionKind) -> GroupVersionKind:
+    """The type the body names, defaulted from the endpoint where it names none."""
+    api_version = body.get("apiVersion")
+    kind = body.get("kind")
+    if not isinstance(api_version, str) or not api_version:
+        api_version = endpoint.api_version
+    if not isinstance(kind, str) or not kind:
+        kind = endpoint.kind
+    group, _, version = api_version.rpartition("/")
+    return GroupVersionKind(group=group, version=version, kind=kind)
+
+
+def _go_package(gvk: GroupVersionKind, *, internal: bool) -> str:
+    if not internal:
+        return gvk.version
+    return gvk.group.split(".", 1)[0] if gvk.group else "core"
+
+
+def _type_meta_error(body_gvk: GroupVersionKind, endpoint: GroupVersionKind) -> BadRequest | None:
+    """The error upstream's codec gives when the body names another kind than the endpoint's
+    (before any field is checked), or ``None``."""
+    if body_gvk.kind == endpoint.kind and body_gvk.group == endpoint.group:
+        return None
+    if schema.definition_name(body_gvk) is None:
+        # the wording of kube-apiserver's scheme for a type it does not know
+        return cannot_be_handled(
+            body_gvk,
+            f'no kind "{body_gvk.kind}" is registered for version "{body_gvk.api_version}" in '
+            'scheme "k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30"',
+            target_kind=endpoint.kind,
+        )
+    if body_gvk.kind == endpoint.kind:
+        return None  # same kind from another group: the API version check below refuses it
+    return cannot_be_handled(
+        body_gvk,
+        f"converting ({_go_package(body_gvk, internal=False)}.{body_gvk.kind}) to "
+        f"({_go_package(endpoint, internal=True)}.{endpoint.kind}): unknown conversion",
+        target_kind=endpoint.kind,
     )
 
 
 def check_type_meta(body: Obj, *, gvk: GroupVersionKind) -> None:
     """Refuse a body whose ``apiVersion``/``kind`` name another type than the endpoint's.
 
-    Empty values are allowed (upstream defaults them from the endpoint)."""
-    api_version = body.get("apiVersion") or ""
-    kind = body.get("kind") or ""
-    if api_version and api_version != gvk.api_version:
-        raise BadRequest(
-            f"the API version in the data ({api_version}) does not match the expected API "
-            f"version ({gvk.api_version})"
-        )
-    if kind and kind != gvk.kind:
-        # TODO(#2): upstream fails this inside the codec with a conversion error whose exact
-        # text depends on the pair of kinds; this names both kinds instead.
-        raise cannot_be_handled(
-            gvk, f"the kind in the data ({kind}) does not match the expected kind ({gvk.kind})"
-        )
+    Empty values are allowed (upstream defaults them from the endpoint). ``decode_object``
+    already does this; it is here for bodies that skip schema decoding."""
+    body_gvk = _body_gvk(body, gvk)
+    err = _type_meta_error(body_gvk, gvk)
+    if err is not None:
+        raise err
+    if body_gvk.api_version != gvk.api_version:
+        raise _api_version_error(body_gvk, gvk)
+
+
+def _api_version_error(body_gvk: GroupVersionKind, endpoint: GroupVersionKind) -> BadRequest:
+    return BadRequest(
+        f"the API version in the data ({body_gvk.api_version}) does not match the expected API "
+        f"version ({endpoint.api_version})"
+    )
 
 
 def decode_object(
@@ -472,16 +517,19 @@ def decode_object(
     mode: Mode = "Strict",
     raw: bytes | None = None,
 ) -> tuple[Obj, list[str]]:
-    """Check a request body against the kind's schema, as upstream's strict decoder does.
+    """Check a request body against its kind's schema, as upstream's strict decoder does.
 
-    ``body`` should come from ``loads`` (so duplicate keys are known); pass ``raw`` instead
-    (``body`` is then ignored) to have it parsed here. Returns the object, with unknown fields
-    dropped unless nothing was unknown (then ``body`` itself is returned, not a copy), and the
-    warning texts (``unknown field "spec.foo"``; only in ``Warn`` mode).
+    ``gvk`` is the type the endpoint expects. ``body`` should come from ``loads`` (so
+    duplicate keys are known); pass ``raw`` instead (``body`` is then ignored) to have it
+    parsed here. Returns the object, with unknown fields dropped unless nothing was unknown
+    (then ``body`` itself is returned, not a copy), and the warning texts
+    (``unknown field "spec.foo"``; only in ``Warn`` mode).
 
-    Raises ``BadRequest`` with upstream's ``... cannot be handled as a <Kind>: ...`` text for
-    type errors in every mode and for unknown/duplicate fields in ``Strict`` mode. Kinds
-    without an upstream schema are returned unchanged.
+    Raises ``BadRequest`` with upstream's texts, in upstream's order: a body naming another
+    kind (conversion error); a type error (``... cannot be handled as a <Kind>: json: cannot
+    unmarshal ...``, in every mode); unknown/duplicate fields (``Strict`` only); a body naming
+    another API version of the kind (``the API version in the data ...``). Kinds without an
+    upstream schema are returned unchanged.
     """
     if raw is not None:
         body = loads(raw)
@@ -489,23 +537,34 @@ def decode_object(
         raise cannot_be_handled(
             gvk, f"json: cannot unmarshal {_json_kind(body)} into Go value of type struct"
         )
-    root = _root(gvk)
-    if root is None:
-        return body, []
-    walk = _Walk(keep=mode != "Strict")
-    try:
-        out = walk.obj(root, body, "", "")
-    except _Fatal as e:
-        raise cannot_be_handled(gvk, str(e)) from None
-    if walk.type_error is not None:
-        raise cannot_be_handled(gvk, walk.type_error)
-    if mode == "Strict":
-        if walk.errors:
-            raise cannot_be_handled(gvk, "strict decoding error: " + ", ".join(walk.errors))
-        return body, []
-    if mode == "Warn":
-        return out, walk.errors
-    return out, []
+    body_gvk = _body_gvk(body, gvk)
+    err = _type_meta_error(body_gvk, gvk)
+    if err is not None:
+        raise err
+    root = _root(body_gvk)
+    out: Obj = body
+    warnings: list[str] = []
+    if root is not None:
+        walk = _Walk(keep=mode != "Strict")
+        try:
+            out = walk.obj(root, body, "", "")
+        except _Fatal as e:
+            raise cannot_be_handled(body_gvk, str(e), target_kind=gvk.kind) from None
+        if walk.type_error is not None:
+            raise cannot_be_handled(body_gvk, walk.type_error, target_kind=gvk.kind)
+        if mode == "Strict" and walk.errors:
+            raise cannot_be_handled(
+                body_gvk,
+                "strict decoding error: " + ", ".join(walk.errors),
+                target_kind=gvk.kind,
+            )
+        if mode == "Strict":
+            out = body
+        elif mode == "Warn":
+            warnings = walk.errors
+    if body_gvk.api_version != gvk.api_version:
+        raise _api_version_error(body_gvk, gvk)
+    return out, warnings
 
 
 __all__ = [

@@ -21,11 +21,14 @@ from typing import Any, Final
 
 import orjson
 
+from kubeling.machinery import resources
 from kubeling.machinery.types import GroupVersionKind
 
 KUBERNETES_VERSION: Final = "v1.32.0"
 _DEFINITIONS_DIR: Final = f"kubernetes-json-schema/{KUBERNETES_VERSION}-local"
 _REF_PREFIX: Final = "#/$defs/"
+QUANTITY_DEFINITION: Final = "io.k8s.apimachinery.pkg.api.resource.Quantity"
+INT_OR_STRING_DEFINITION: Final = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 
 
 @functools.cache
@@ -114,6 +117,22 @@ class SchemaNode:
     def properties(self) -> tuple[str, ...]:
         return tuple((self.spec.get("properties") or {}).keys())
 
+    @functools.cached_property
+    def property_names(self) -> frozenset[str]:
+        """The object's property names as a set, computed once per node (for membership
+        tests in hot paths)."""
+        return frozenset(self.spec.get("properties") or ())
+
+    @property
+    def is_quantity(self) -> bool:
+        """A ``resource.Quantity`` (a string such as ``1Gi``, or a JSON number)."""
+        return self.ref == QUANTITY_DEFINITION
+
+    @property
+    def is_int_or_string(self) -> bool:
+        """An ``intstr.IntOrString`` (``80`` or ``"http"``)."""
+        return self.ref == INT_OR_STRING_DEFINITION
+
     @property
     def description(self) -> str:
         return str(self.spec.get("description", ""))
@@ -201,3 +220,22 @@ def for_kind(gvk: GroupVersionKind) -> SchemaNode | None:
 
 def for_definition(name: str) -> SchemaNode:
     return _definition_node(name)
+
+
+def kinds_with_definitions() -> dict[GroupVersionKind, str]:
+    """Every kind upstream defines, mapped to its definition name."""
+    return {
+        GroupVersionKind(group=g, version=v, kind=k): name
+        for (g, v, k), name in _gvk_index().items()
+    }
+
+
+def served_definitions() -> dict[GroupVersionKind, str]:
+    """The definition name of each kind kubeling serves (``machinery.resources.ALL``);
+    served kinds upstream does not define are left out."""
+    out: dict[GroupVersionKind, str] = {}
+    for r in resources.ALL:
+        name = definition_name(r.gvk)
+        if name is not None:
+            out[r.gvk] = name
+    return out
