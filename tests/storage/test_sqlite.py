@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from kubeling.storage import open_backend
-from kubeling.storage.interface import Compacted, Event, KeyExists, KeyValue, StorageError
+from kubeling.storage.interface import (
+    Compacted,
+    Event,
+    KeyExists,
+    KeyValue,
+    StorageError,
+    StoreClosed,
+)
 from kubeling.storage.memory import MemoryBackend
 from kubeling.storage.sqlite import SqliteBackend
 
@@ -203,6 +210,26 @@ async def test_sqlite_compacts_in_the_background_when_the_interval_passes(
             await store.list("/", revision=2)
         assert caught.value.oldest == 4
         assert (await store.list("/", revision=4)).items[0].value == b"4"
+
+
+async def test_sqlite_writer_crash_fails_callers_instead_of_hanging(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with opened(tmp_path / "state.db") as store:
+        await store.create("/k", b"1")
+        stream = store.watch("/", after_revision=1)
+
+        def broken_commit(*_: object) -> None:
+            raise RuntimeError("injected writer bug")
+
+        monkeypatch.setattr(store, "_commit", broken_commit)
+        with pytest.raises(StoreClosed, match="injected writer bug"):
+            await asyncio.wait_for(store.create("/j", b"2"), EVENT_DEADLINE)
+        with pytest.raises(StoreClosed):
+            await store.create("/i", b"3")
+        with pytest.raises(StoreClosed):
+            await asyncio.wait_for(anext(stream), EVENT_DEADLINE)
+    assert "stopped unexpectedly" in caplog.text
 
 
 async def test_sqlite_open_failure_raises_storage_error(tmp_path: pathlib.Path) -> None:

@@ -202,6 +202,7 @@ class SqliteBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._closed = False
+        self._released = False
 
         # Writer-side state: touched only by the writer thread once it runs.
         self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
@@ -210,6 +211,7 @@ class SqliteBackend:
         self._w_revision = 0
         self._w_compacted = 0
         self._w_since_compact = 0
+        self._w_batch: builtins.list[_Op] = []
         self._w_stats = WriterStats(transactions=0, operations=0, largest_batch=0, compactions=0)
 
         self._readers: concurrent.futures.ThreadPoolExecutor | None = None
@@ -250,10 +252,10 @@ class SqliteBackend:
         )
 
     async def close(self) -> None:
-        if self._closed or not self._started:
-            self._closed = True
-            return
         self._closed = True
+        if not self._started or self._released:
+            return
+        self._released = True
         writer = self._writer
         if writer is not None and writer.is_alive():
             self._queue.put(_Op("stop", None))
@@ -497,6 +499,9 @@ class SqliteBackend:
         self._closed = True
         error = StoreClosed(f"the sqlite writer for {self.path} stopped: {exc!r}")
         self._window.close(error)
+        # The writer thread is gone, so its last batch and the queue are ours to fail.
+        for op in self._w_batch:
+            _settle(op.future, error)
         while True:
             try:
                 op = self._queue.get_nowait()
@@ -515,6 +520,7 @@ class SqliteBackend:
                 batch = [self._queue.get(timeout=wait)]
             except queue.Empty:
                 batch = []
+            self._w_batch = batch
             # Group commit: whatever queued up while the previous fsync ran goes in one go.
             while len(batch) < MAX_BATCH:
                 try:
