@@ -133,6 +133,13 @@ def test_decode_map_values_are_walked() -> None:
             id="float-for-int",
         ),
         pytest.param(
+            DEPLOYMENT,
+            {"spec": {"replicas": 2.0}},
+            "json: cannot unmarshal number 2.0 into Go struct field DeploymentSpec.spec.replicas "
+            "of type int32",
+            id="integral-float-for-int",
+        ),
+        pytest.param(
             POD,
             {"metadata": {"name": {"a": 1}}},
             "json: cannot unmarshal object into Go struct field ObjectMeta.metadata.name "
@@ -167,10 +174,29 @@ def test_decode_map_values_are_walked() -> None:
             id="bool-in-list-item",
         ),
         pytest.param(
+            POD,
+            {"spec": {"containers": [{"name": "c", "env": [{"name": "A", "value": 1}]}]}},
+            "json: cannot unmarshal number into Go struct field EnvVar.spec.containers.env.value "
+            "of type string",
+            id="number-for-string-in-list",
+        ),
+        pytest.param(
+            GroupVersionKind(group="", version="v1", kind="ConfigMap"),
+            {"data": {"k": 1}},
+            "json: cannot unmarshal number into Go struct field ConfigMap.data of type string",
+            id="number-as-map-value",
+        ),
+        pytest.param(
             SECRET,
             {"data": {"k": "not base64!"}},
             "illegal base64 data at input byte 3",
             id="bad-base64",
+        ),
+        pytest.param(
+            SECRET,
+            {"data": {"k": "abcde"}},
+            "illegal base64 data at input byte 4",
+            id="short-base64-quantum",
         ),
     ],
 )

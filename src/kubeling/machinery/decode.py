@@ -33,7 +33,7 @@ _MAX_STRICT_ERRORS: Final = 100
 _QUANTITY: Final = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 _INT_OR_STRING: Final = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 _REF_PREFIX: Final = "#/$defs/"
-_BASE64_CHARS: Final = re.compile(rb"[^A-Za-z0-9+/=]")
+_BASE64_CHARS: Final = re.compile(rb"[^A-Za-z0-9+/=\r\n]")
 
 
 # -- parsing with duplicate detection ---------------------------------------------------------
@@ -396,10 +396,8 @@ def _join(path: str, name: str) -> str:
 
 
 def _number_text(v: Any) -> str:
-    if isinstance(v, float):
-        r = repr(v)
-        return r[:-2] if r.endswith(".0") else r
-    return str(v)
+    # Go quotes the literal; a float here was written with a fraction or exponent
+    return repr(v) if isinstance(v, float) else str(v)
 
 
 def _scalar_ok(c: _Compiled, v: Any) -> bool:
@@ -412,8 +410,8 @@ def _scalar_ok(c: _Compiled, v: Any) -> bool:
         return False
     if go == "float64":
         return True
-    if isinstance(v, float) and not v.is_integer():
-        return False
+    if isinstance(v, float):
+        return False  # Go's ParseInt refuses "1.0" and "1e3" for integer fields
     n = int(v)
     if go == "int32":
         return -(2**31) <= n < 2**31
@@ -426,6 +424,8 @@ def _base64_error(s: str) -> str | None:
     m = _BASE64_CHARS.search(data)
     if m is not None:
         return f"illegal base64 data at input byte {m.start()}"
+    if b"\r" in data or b"\n" in data:
+        data = data.replace(b"\r", b"").replace(b"\n", b"")  # Go skips line breaks
     try:
         binascii.a2b_base64(data, strict_mode=True)
     except binascii.Error:
