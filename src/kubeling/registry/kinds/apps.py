@@ -1,0 +1,307 @@
+"""apps/v1: Deployment, ReplicaSet, StatefulSet and ControllerRevision.
+
+All three workloads default and check their pod template with the shared rules in
+``kinds.pods``; StatefulSets, like upstream, check only the template's metadata and
+restartPolicy (their volumeMounts may name claim templates, which a pod-spec check would
+refuse). ``spec.selector`` is immutable in apps/v1 for all three.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from kubeling.machinery import field as f
+from kubeling.machinery.field import FieldError, Path
+from kubeling.machinery.types import Obj
+from kubeling.registry.kinds.base import PrintedStrategy, sub
+from kubeling.registry.kinds.pods import default_pod_template, validate_pod_template
+from kubeling.registry.kinds.storage import default_claim
+from kubeling.registry.validation import (
+    is_dns1123_label,
+    selector_matches,
+    validate_immutable,
+    validate_label_selector,
+    validate_nonnegative,
+)
+
+SELECTOR_MISMATCH: Final = "`selector` does not match template `labels`"
+STATEFULSET_UPDATE_FORBIDDEN: Final = (
+    "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
+    "'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and "
+    "'minReadySeconds' are forbidden"
+)
+
+
+def _validate_selector(spec: dict[str, Any], path: Path, *, kind: str) -> list[FieldError]:
+    selector = spec.get("selector")
+    sp = path.child("selector")
+    if selector is None:
+        return [f.required(sp)]
+    errs = validate_label_selector(selector, sp)
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        errs.append(f.invalid(sp, selector, f"empty selector is invalid for {kind}"))
+    return errs
+
+
+def _validate_template(spec: dict[str, Any], path: Path, *, spec_rules: bool) -> list[FieldError]:
+    template = spec.get("template")
+    tp = path.child("template")
+    if template is None:
+        return [f.required(tp)]
+    errs: list[FieldError] = []
+    selector = spec.get("selector") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    non_empty = bool(selector.get("matchLabels") or selector.get("matchExpressions"))
+    if non_empty and not selector_matches(selector, labels):
+        errs.append(f.invalid(tp.child("metadata", "labels"), labels, SELECTOR_MISMATCH))
+    errs.extend(validate_pod_template(template, tp, spec_rules=spec_rules))
+    restart = (template.get("spec") or {}).get("restartPolicy", "")
+    if restart != "Always":
+        errs.append(f.not_supported(tp.child("spec", "restartPolicy"), restart, ("Always",)))
+    if (template.get("spec") or {}).get("activeDeadlineSeconds") is not None:
+        errs.append(
+            f.forbidden(
+                tp.child("spec", "activeDeadlineSeconds"),
+                "activeDeadlineSeconds in ReplicaSet is not Supported",
+            )
+        )
+    return errs
+
+
+def _workload_common(spec: dict[str, Any], path: Path) -> list[FieldError]:
+    errs = validate_nonnegative(spec.get("replicas"), path.child("replicas"))
+    errs.extend(validate_nonnegative(spec.get("minReadySeconds"), path.child("minReadySeconds")))
+    errs.extend(
+        validate_nonnegative(spec.get("revisionHistoryLimit"), path.child("revisionHistoryLimit"))
+    )
+    return errs
+
+
+def _selector_immutable(new: Obj, old: Obj) -> list[FieldError]:
+    return validate_immutable(
+        (new.get("spec") or {}).get("selector"),
+        (old.get("spec") or {}).get("selector"),
+        Path("spec.selector"),
+    )
+
+
+@dataclass(kw_only=True)
+class _WorkloadStrategy(PrintedStrategy):
+    status_subresource: ClassVar[bool] = True
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj.pop("status", None)
+
+    def field_labels(self, obj: Obj) -> dict[str, str]:
+        return {}
+
+
+# -- Deployment ------------------------------------------------------------------------------
+
+
+def _is_zero_int_or_percent(value: Any) -> bool:
+    return value in (0, "0", "0%")
+
+
+@dataclass(kw_only=True)
+class DeploymentStrategy(_WorkloadStrategy):
+    def default(self, obj: Obj) -> None:
+        spec = sub(obj, "spec")
+        spec.setdefault("replicas", 1)
+        strategy = sub(spec, "strategy")
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = sub(strategy, "rollingUpdate")
+            rolling.setdefault("maxUnavailable", "25%")
+            rolling.setdefault("maxSurge", "25%")
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        default_pod_template(sub(spec, "template"))
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        sp = Path("spec")
+        errs = _workload_common(spec, sp)
+        errs.extend(_validate_selector(spec, sp, kind="deployment"))
+        errs.extend(_validate_template(spec, sp, spec_rules=True))
+        strategy = spec.get("strategy") or {}
+        stype = strategy.get("type", "")
+        stp = sp.child("strategy")
+        if stype not in ("Recreate", "RollingUpdate"):
+            errs.append(f.not_supported(stp.child("type"), stype, ("Recreate", "RollingUpdate")))
+        rolling = strategy.get("rollingUpdate")
+        if stype == "Recreate" and rolling is not None:
+            errs.append(
+                f.forbidden(
+                    stp.child("rollingUpdate"),
+                    "may not be specified when strategy `type` is 'Recreate'",
+                )
+            )
+        if (
+            stype == "RollingUpdate"
+            and isinstance(rolling, dict)
+            and _is_zero_int_or_percent(rolling.get("maxUnavailable"))
+            and _is_zero_int_or_percent(rolling.get("maxSurge"))
+        ):
+            errs.append(
+                f.invalid(
+                    stp.child("rollingUpdate", "maxUnavailable"),
+                    rolling.get("maxUnavailable"),
+                    "may not be 0 when `maxSurge` is 0",
+                )
+            )
+        deadline = spec.get("progressDeadlineSeconds")
+        if deadline is not None:
+            errs.extend(validate_nonnegative(deadline, sp.child("progressDeadlineSeconds")))
+            if isinstance(deadline, int) and deadline <= (spec.get("minReadySeconds") or 0):
+                errs.append(
+                    f.invalid(
+                        sp.child("progressDeadlineSeconds"),
+                        deadline,
+                        "must be greater than minReadySeconds",
+                    )
+                )
+        return errs
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return self.validate(new) + _selector_immutable(new, old)
+
+
+# -- ReplicaSet ------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class ReplicaSetStrategy(_WorkloadStrategy):
+    def default(self, obj: Obj) -> None:
+        spec = sub(obj, "spec")
+        spec.setdefault("replicas", 1)
+        default_pod_template(sub(spec, "template"))
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        sp = Path("spec")
+        errs = _workload_common(spec, sp)
+        errs.extend(_validate_selector(spec, sp, kind="replicaset"))
+        errs.extend(_validate_template(spec, sp, spec_rules=True))
+        return errs
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return self.validate(new) + _selector_immutable(new, old)
+
+
+# -- StatefulSet -----------------------------------------------------------------------------
+
+POD_MANAGEMENT_POLICIES: Final = ("OrderedReady", "Parallel")
+STS_UPDATE_TYPES: Final = ("OnDelete", "RollingUpdate")
+RETENTION_POLICIES: Final = ("Delete", "Retain")
+_STS_MUTABLE: Final = (
+    "replicas",
+    "template",
+    "updateStrategy",
+    "minReadySeconds",
+    "ordinals",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+)
+
+
+@dataclass(kw_only=True)
+class StatefulSetStrategy(_WorkloadStrategy):
+    def default(self, obj: Obj) -> None:
+        spec = sub(obj, "spec")
+        spec.setdefault("replicas", 1)
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        strategy = sub(spec, "updateStrategy")
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            sub(strategy, "rollingUpdate").setdefault("partition", 0)
+        spec.setdefault("revisionHistoryLimit", 10)
+        retention = sub(spec, "persistentVolumeClaimRetentionPolicy")
+        retention.setdefault("whenDeleted", "Retain")
+        retention.setdefault("whenScaled", "Retain")
+        default_pod_template(sub(spec, "template"))
+        for claim in spec.get("volumeClaimTemplates") or []:
+            if isinstance(claim, dict):
+                default_claim(claim)
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        sp = Path("spec")
+        errs = _workload_common(spec, sp)
+        policy = spec.get("podManagementPolicy", "")
+        if policy not in POD_MANAGEMENT_POLICIES:
+            errs.append(
+                f.not_supported(sp.child("podManagementPolicy"), policy, POD_MANAGEMENT_POLICIES)
+            )
+        strategy = spec.get("updateStrategy") or {}
+        up = sp.child("updateStrategy")
+        stype = strategy.get("type", "")
+        if stype not in STS_UPDATE_TYPES:
+            errs.append(f.not_supported(up.child("type"), stype, STS_UPDATE_TYPES))
+        rolling = strategy.get("rollingUpdate")
+        if stype == "OnDelete" and rolling is not None:
+            errs.append(
+                f.invalid(
+                    up.child("rollingUpdate"),
+                    rolling,
+                    "only allowed for updateStrategy 'RollingUpdate'",
+                )
+            )
+        if isinstance(rolling, dict):
+            errs.extend(
+                validate_nonnegative(
+                    rolling.get("partition"), up.child("rollingUpdate", "partition")
+                )
+            )
+        retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+        rp = sp.child("persistentVolumeClaimRetentionPolicy")
+        for key in ("whenDeleted", "whenScaled"):
+            value = retention.get(key, "")
+            if value not in RETENTION_POLICIES:
+                errs.append(f.not_supported(rp.child(key), value, RETENTION_POLICIES))
+        service = spec.get("serviceName", "")
+        if service:
+            errs.extend(
+                f.invalid(sp.child("serviceName"), service, m) for m in is_dns1123_label(service)
+            )
+        ordinals = spec.get("ordinals") or {}
+        errs.extend(validate_nonnegative(ordinals.get("start"), sp.child("ordinals", "start")))
+        errs.extend(_validate_selector(spec, sp, kind="statefulset"))
+        errs.extend(_validate_template(spec, sp, spec_rules=False))
+        return errs
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        errs = self.validate(new)
+        nspec = copy.deepcopy(new.get("spec") or {})
+        ospec = old.get("spec") or {}
+        for key in _STS_MUTABLE:
+            if key in ospec:
+                nspec[key] = ospec[key]
+            else:
+                nspec.pop(key, None)
+        if nspec != ospec:
+            errs.append(f.forbidden(Path("spec"), STATEFULSET_UPDATE_FORBIDDEN))
+        return errs
+
+
+# -- ControllerRevision ----------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class ControllerRevisionStrategy(PrintedStrategy):
+    generation_tracks: ClassVar[tuple[str, ...]] = ()
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        errs: list[FieldError] = []
+        if obj.get("data") is None:
+            errs.append(f.required(Path("data"), "data is mandatory"))
+        errs.extend(validate_nonnegative(obj.get("revision"), Path("revision")))
+        return errs
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        errs = self.validate(new)
+        if new.get("data") != old.get("data"):
+            errs.append(f.invalid(Path("data"), new.get("data"), "field is immutable"))
+        return errs
