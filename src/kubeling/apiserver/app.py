@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ from kubeling.apiserver import discovery
 from kubeling.apiserver.auth import Authenticator, authenticate
 from kubeling.apiserver.handlers import ResourceHandler, Target
 from kubeling.apiserver.http import (
+    Message,
     Receive,
     Request,
     Scope,
@@ -142,24 +144,47 @@ class App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         req = Request(scope, receive)
+        status = 0
+        debug = log.isEnabledFor(logging.DEBUG)
+        began = time.perf_counter() if debug else 0.0
+
+        async def tracked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
             path = req.path
             if path in _UNAUTHENTICATED:
-                await self._unauthenticated(req, send)
+                await self._unauthenticated(req, tracked)
                 return
             user = authenticate(
                 self.authenticators, req.headers.get(b"authorization"), _peer(scope)
             )
             if user is None:
                 raise Unauthorized("Unauthorized")
-            await self._route(req, send, user)
+            await self._route(req, tracked, user)
         except StatusError as e:
-            await respond_error(send, e)
+            if not status:
+                await respond_error(tracked, e)
         except Exception:
             log.exception("Internal error serving %s %s.", req.method, req.path)
-            await respond_error(
-                send, InternalError("an error on the server prevented the request from succeeding")
-            )
+            if not status:
+                await respond_error(
+                    tracked,
+                    InternalError("an error on the server prevented the request from succeeding"),
+                )
+        finally:
+            if debug:
+                log.debug(
+                    "%s %s?%s -> %d in %.1f ms",
+                    req.method,
+                    req.path,
+                    req.query_string.decode("latin-1"),
+                    status,
+                    (time.perf_counter() - began) * 1000,
+                )
 
     async def _unauthenticated(self, req: Request, send: Send) -> None:
         if req.path.startswith("/version"):

@@ -211,7 +211,7 @@ class ResourceHandler:
                 f'includeObject: Unsupported value: "{include}": supported values: '
                 f'"None", "Metadata", "Object"'
             )
-        strategy = self._registry.strategy(target.info)
+        strategy = self._registry.store(target.info).strategy
         table = build_table(
             strategy, objects, now=time.time(), include_object=include, list_meta=list_meta
         )
