@@ -205,21 +205,31 @@ class Informer:
         delay = self.backoff_initial
         need_list = True
         while True:
+            listed_now = False
             try:
                 if need_list:
                     await self._list_and_replace()
                     need_list = False
+                    listed_now = True
                     delay = self.backoff_initial
-                await self._watch_once()
-                # A stream that ended cleanly (timeoutSeconds) is simply re-watched.
-                delay = self.backoff_initial
-                continue
+                loop = asyncio.get_running_loop()
+                opened = loop.time()
+                if await self._watch_once() or loop.time() - opened >= 1.0:
+                    # A stream that ended cleanly (timeoutSeconds) is simply re-watched.
+                    delay = self.backoff_initial
+                    continue
+                # An empty stream that closed at once: do not spin on a broken server.
+                log.debug(
+                    "Watch of %s closed at once; re-watching after %.1fs.", self._scope(), delay
+                )
             except asyncio.CancelledError:
                 raise
             except Gone as e:
                 log.debug("Watch of %s expired (%s); relisting.", self._scope(), e)
                 need_list = True
-                continue
+                if not listed_now:
+                    continue
+                # Expired right after a fresh list: back off rather than list in a loop.
             except StatusError as e:
                 log.warning(
                     "Informer for %s failed: %s; retrying in %.1fs.", self._scope(), e, delay
@@ -280,7 +290,8 @@ class Informer:
             elif _rv(old) != _rv(obj):
                 await self._dispatch_update(old, obj)
 
-    async def _watch_once(self) -> None:
+    async def _watch_once(self) -> int:
+        """Follow one watch stream to its end; the number of events it carried."""
         stream = self.client.watch(
             self.resource,
             namespace=self.namespace,
@@ -290,9 +301,12 @@ class Informer:
             allow_bookmarks=True,
             timeout_seconds=random.randint(300, 600),
         )
+        count = 0
         try:
             async for event in stream:
+                count += 1
                 await self._apply(event)
+            return count
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:

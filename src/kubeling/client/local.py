@@ -77,11 +77,9 @@ class LocalClient:
         self, resource: ResourceInfo, *, name: str, namespace: str = "", subresource: str = ""
     ) -> Obj:
         ctx = self._ctx()
-        store = self.registry.store(resource)
-        kwargs: dict[str, Any] = {"namespace": _ns(resource, namespace), "name": name}
-        if subresource:
-            kwargs["subresource"] = subresource
-        obj = await store.get(ctx=ctx, **kwargs)
+        obj = await self.registry.store(resource).get(
+            ctx=ctx, namespace=_ns(resource, namespace), name=name, subresource=subresource
+        )
         self._done(ctx)
         return copy.deepcopy(obj)
 
