@@ -110,6 +110,30 @@ def test_decode_kubectl_create_token() -> None:
     assert obj["spec"] == {"audiences": ["api"], "expirationSeconds": 3600}
 
 
+def test_decode_kubectl_create_token_bound_to_object() -> None:
+    obj = decode(_fixture("token_bound"))
+    assert obj["spec"] == {
+        "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "p1", "uid": "u-1"}
+    }
+
+
+def test_decode_kubectl_create_service() -> None:
+    obj = decode(_fixture("service"))
+    assert (obj["apiVersion"], obj["kind"]) == ("v1", "Service")
+    assert obj["metadata"] == {"name": "svc1", "namespace": "team", "labels": {"app": "svc1"}}
+    assert obj["spec"] == {
+        "ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+        "selector": {"app": "svc1"},
+        "type": "ClusterIP",
+    }
+    nodeport = decode(_fixture("service_nodeport"))["spec"]
+    assert nodeport["type"] == "NodePort"
+    assert nodeport["ports"] == [
+        {"name": "443-https", "protocol": "TCP", "port": 443, "targetPort": "https",
+         "nodePort": 30443}
+    ]  # fmt: skip
+
+
 def test_decode_kubectl_auth_can_i() -> None:
     obj = decode(_fixture("can_i"))
     assert obj["kind"] == "SelfSubjectAccessReview"
