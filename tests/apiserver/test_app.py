@@ -270,3 +270,28 @@ async def test_openapi_v3_stale_hash_redirects_to_current(client: httpx.AsyncCli
 async def test_openapi_v3_unknown_group_version_is_404(client: httpx.AsyncClient) -> None:
     r = await client.get("/openapi/v3/apis/nope/v1")
     assert r.status_code == 404
+
+
+AGGREGATED_ACCEPT = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+    "application/json"
+)
+
+
+async def test_aggregated_discovery_only_when_asked(client: httpx.AsyncClient) -> None:
+    r = await client.get("/apis", headers={"Accept": AGGREGATED_ACCEPT})
+    assert r.headers["content-type"] == (
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    )
+    apps = next(i for i in r.json()["items"] if i["metadata"]["name"] == "apps")
+    sts = next(x for x in apps["versions"][0]["resources"] if x["resource"] == "statefulsets")
+    assert sts["scope"] == "Namespaced"
+    assert sts["shortNames"] == ["sts"]
+    scale = next(s for s in sts["subresources"] if s["subresource"] == "scale")
+    assert scale["responseKind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+    core = (await client.get("/api", headers={"Accept": AGGREGATED_ACCEPT})).json()
+    assert [v["version"] for v in core["items"][0]["versions"]] == ["v1"]
+    plain = await client.get("/apis", headers={"Accept": "application/json"})
+    assert plain.headers["content-type"] == "application/json"
+    assert plain.json()["kind"] == "APIGroupList"

@@ -198,6 +198,12 @@ class App:
         path = req.path.rstrip("/") or "/"
         doc = self._discovery.documents.get(path)
         if doc is not None and req.method == "GET":
+            aggregated = self._discovery.aggregated.get(path)
+            version = discovery.aggregated_version(req.header(b"accept")) if aggregated else ""
+            if aggregated and version:
+                content_type = discovery.AGGREGATED_CONTENT_TYPE.format(v=version).encode()
+                await respond(send, 200, aggregated[version], content_type=content_type)
+                return
             await respond(send, 200, doc)
             return
         parts = path.strip("/").split("/")

@@ -5,8 +5,10 @@ every command with a cold cache, in parallel, so they must cost nothing per requ
 shapes and the subresource entries (``pods/status``, ``statefulsets/scale`` with its
 ``autoscaling/v1`` group) are upstream v1.32's.
 
-Aggregated discovery is not served: kubectl chooses it only by the response Content-Type
-and works fully with the legacy documents.
+Aggregated discovery (``apidiscovery.k8s.io/v2``) is served too, for clients that ask for
+it in ``Accept``: kubectl then needs two requests instead of one per group-version. kubectl
+picks the format only by the response Content-Type, so the aggregated answers go out with
+that type and only when it was asked for.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class Discovery:
     """``/api``, ``/apis``, ``/api/v1``, ``/apis/apps``, ``/apis/apps/v1``..."""
     group_versions: dict[str, dict[str, ResourceInfo]]
     """``"v1"`` / ``"apps/v1"`` → plural → resource, for routing."""
+    aggregated: dict[str, dict[str, bytes]]
+    """``/api`` and ``/apis`` → ``v2`` / ``v2beta1`` → APIGroupDiscoveryList."""
 
 
 def build(resources: Iterable[ResourceInfo], *, server_address: str) -> Discovery:
@@ -130,4 +134,90 @@ def build(resources: Iterable[ResourceInfo], *, server_address: str) -> Discover
         group_docs.append(entry)
         docs[f"/apis/{group}"] = orjson.dumps({"kind": "APIGroup", "apiVersion": "v1", **entry})
     docs["/apis"] = orjson.dumps({"kind": "APIGroupList", "apiVersion": "v1", "groups": group_docs})
-    return Discovery(documents=docs, group_versions=routes)
+    aggregated = {
+        "/api": _aggregated([("", by_gv)]),
+        "/apis": _aggregated([(g, by_gv) for g in groups]),
+    }
+    return Discovery(documents=docs, group_versions=routes, aggregated=aggregated)
+
+
+AGGREGATED_CONTENT_TYPE: Final = (
+    "application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList"
+)
+
+
+def aggregated_version(accept: bytes) -> str:
+    """``v2`` or ``v2beta1`` when the client prefers aggregated discovery, else ``""``."""
+    if b"APIGroupDiscoveryList" not in accept:
+        return ""
+    for part in accept.decode("latin-1").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        values = dict(p.partition("=")[::2] for p in params)
+        if values.get("as") == "APIGroupDiscoveryList":
+            if values.get("g") == "apidiscovery.k8s.io" and values.get("v") in ("v2", "v2beta1"):
+                return values["v"]
+            continue
+        if media in ("application/json", "*/*", "application/*"):
+            return ""
+    return ""
+
+
+def _aggregated_resource(r: ResourceInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resource": r.plural,
+        "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+        "scope": "Namespaced" if r.namespaced else "Cluster",
+        "singularResource": r.singular,
+        "verbs": list(r.verbs),
+    }
+    if r.short_names:
+        out["shortNames"] = list(r.short_names)
+    if r.categories:
+        out["categories"] = list(r.categories)
+    subs = []
+    for sub in sorted(r.subresources):
+        group, version, kind, verbs = _SUBRESOURCES.get(sub, ("", "", None, ("get",)))
+        subs.append(
+            {
+                "subresource": sub,
+                "responseKind": {
+                    "group": group if group else r.group,
+                    "version": version if group else r.version,
+                    "kind": kind or r.kind,
+                },
+                "verbs": list(verbs),
+            }
+        )
+    if subs:
+        out["subresources"] = subs
+    return out
+
+
+def _aggregated(
+    groups: list[tuple[str, dict[tuple[str, str], list[ResourceInfo]]]],
+) -> dict[str, bytes]:
+    items = []
+    for group, by_gv in groups:
+        versions = [
+            {
+                "version": version,
+                "resources": [
+                    _aggregated_resource(r) for r in sorted(served, key=lambda r: r.plural)
+                ],
+                "freshness": "Current",
+            }
+            for (g, version), served in by_gv.items()
+            if g == group
+        ]
+        items.append({"metadata": {"name": group} if group else {}, "versions": versions})
+    out = {}
+    for v in ("v2", "v2beta1"):
+        out[v] = orjson.dumps(
+            {
+                "kind": "APIGroupDiscoveryList",
+                "apiVersion": f"apidiscovery.k8s.io/{v}",
+                "metadata": {},
+                "items": items,
+            }
+        )
+    return out

@@ -213,7 +213,7 @@ class ResourceHandler:
             )
         strategy = self._registry.store(target.info).strategy
         table = build_table(
-            strategy, objects, now=time.time(), include_object=include, list_meta=list_meta
+            strategy, objects, now=time.time(), include_object=include, list_meta=list_meta or {}
         )
         if version != "v1":
             table["apiVersion"] = f"meta.k8s.io/{version}"
