@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from kubeling.machinery.decode import (
     DuplicateKeysDict,
     check_type_meta,
+    decode_body,
     decode_object,
     has_duplicates,
     loads,
@@ -283,3 +285,24 @@ def test_decode_other_api_version_of_the_kind_is_refused_after_field_checks() ->
         'Event in version "v1" cannot be handled as a Event: strict decoding error: '
         'unknown field "bogus"'
     )
+
+
+def test_decode_body_accepts_json_and_kubectl_protobuf() -> None:
+    configmap = GroupVersionKind(group="", version="v1", kind="ConfigMap")
+    fixture = pathlib.Path(__file__).parent / "fixtures" / "protobuf" / "configmap.bin"
+    obj, warnings = decode_body(
+        fixture.read_bytes(),
+        content_type="application/vnd.kubernetes.protobuf",
+        gvk=configmap,
+        mode="Strict",
+    )
+    assert obj["metadata"] == {"name": "c1"} and obj["data"]["x"] == "y"
+    assert warnings == []
+    obj, warnings = decode_body(
+        b'{"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "b"}, "x": 1}',
+        content_type=None,
+        gvk=configmap,
+        mode="Warn",
+    )
+    assert obj == {"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "b"}}
+    assert warnings == ['unknown field "x"']

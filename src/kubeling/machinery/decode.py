@@ -21,7 +21,7 @@ import json
 import re
 from typing import Any, Final, Literal
 
-from kubeling.machinery import schema
+from kubeling.machinery import protobuf, schema
 from kubeling.machinery.errors import BadRequest
 from kubeling.machinery.quantity import QuantityError, parse_quantity
 from kubeling.machinery.types import GroupVersionKind, Obj
@@ -567,12 +567,27 @@ def decode_object(
     return out, warnings
 
 
+def decode_body(
+    raw: bytes,
+    *,
+    content_type: str | None,
+    gvk: GroupVersionKind,
+    mode: Mode = "Strict",
+) -> tuple[Obj, list[str]]:
+    """A create/update request body (JSON, or kubectl's protobuf) through ``decode_object``.
+
+    A missing ``Content-Type`` is JSON (kubectl sends none on some subresource PUTs)."""
+    body: Any = protobuf.decode(raw) if protobuf.is_protobuf(content_type) else loads(raw)
+    return decode_object(body, gvk=gvk, mode=mode)
+
+
 __all__ = [
     "MODES",
     "DuplicateKeysDict",
     "Mode",
     "cannot_be_handled",
     "check_type_meta",
+    "decode_body",
     "decode_object",
     "has_duplicates",
     "loads",
