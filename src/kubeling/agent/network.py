@@ -160,6 +160,18 @@ class BridgeNetwork:
             if owner == pod_uid:
                 (self.ipam_dir / addr).unlink(missing_ok=True)
 
+    def reserve(self, pod_uid: str) -> PodNetwork:
+        """An address only, no namespace: for runtimes that run no processes."""
+        return PodNetwork(
+            pod_uid=pod_uid,
+            netns="",
+            netns_path=Path(),
+            ip=self.allocate(pod_uid),
+            prefix_len=self.subnet.prefixlen,
+            gateway=self.gateway,
+            host_veth="",
+        )
+
     async def setup_pod(self, pod_uid: str) -> PodNetwork:
         """Namespace, veth into the bridge, address, loopback; idempotent per pod."""
         await self.ensure_bridge()

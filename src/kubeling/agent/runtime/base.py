@@ -132,14 +132,14 @@ class ContainerRuntime(abc.ABC):
     ) -> ExecSession: ...
 
     @abc.abstractmethod
-    async def list(self) -> list[ContainerInfo]: ...
+    async def list_containers(self) -> list[ContainerInfo]: ...
 
     async def adopt_or_remove(
         self, keep: Callable[[ContainerInfo], bool]
     ) -> tuple[list[ContainerInfo], list[ContainerInfo]]:
         """At agent start: keep the containers ``keep`` accepts, remove the rest."""
         adopted, removed = [], []
-        for info in await self.list():
+        for info in await self.list_containers():
             if keep(info):
                 adopted.append(info)
             else:

@@ -260,6 +260,7 @@ class RuncRuntime(ContainerRuntime):
         self.base = data_dir / "runc"
         self.root = self.base / "root"
         self.bundles = self.base / "bundles"
+        self._reapers: set[asyncio.Future[int]] = set()
 
     async def _runc(self, *args: str, check: bool = True) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
@@ -335,7 +336,6 @@ class RuncRuntime(ContainerRuntime):
             finally:
                 os.close(shim_log)
             # The shim is reaped by a watcher task so it never lingers as a zombie.
-            self._reapers = getattr(self, "_reapers", set())
             task = asyncio.ensure_future(shim.wait())
             self._reapers.add(task)
             task.add_done_callback(self._reapers.discard)
@@ -507,7 +507,7 @@ class RuncRuntime(ContainerRuntime):
             os.close(slave)
         return RuncExec(proc, master=master)
 
-    async def list(self) -> list[ContainerInfo]:
+    async def list_containers(self) -> list[ContainerInfo]:
         if not self.root.exists():
             return []
         _, out, _ = await self._runc("list", "--format", "json")

@@ -52,7 +52,7 @@ def mount_nfs(
         addr = str(ipaddress.ip_address(server))
     except ValueError:
         try:
-            addr = socket.getaddrinfo(server, None, type=socket.SOCK_STREAM)[0][4][0]
+            addr = str(socket.getaddrinfo(server, None, type=socket.SOCK_STREAM)[0][4][0])
         except OSError as exc:
             raise VolumeSetupError(
                 name, f"mount failed: cannot resolve NFS server {server}: {exc}"
