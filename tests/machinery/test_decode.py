@@ -101,6 +101,12 @@ def test_decode_returns_same_object_when_nothing_is_unknown() -> None:
         assert warnings == []
 
 
+def test_decode_accepts_rfc3339_timestamps() -> None:
+    for ts in ("2025-01-01T10:00:00Z", "2025-01-01T10:00:00.5+02:00", "2024-02-29T00:00:00Z"):
+        body = {"metadata": {"name": "p", "creationTimestamp": ts}}
+        assert decode_object(body, gvk=POD, mode="Strict") == (body, [])
+
+
 def test_decode_free_form_fields_are_not_checked() -> None:
     body = {"metadata": {"name": "p", "managedFields": [
         {"manager": "m", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:anything": {}}}}]}}  # fmt: skip
@@ -193,6 +199,24 @@ def test_decode_map_values_are_walked() -> None:
             {"data": {"k": "not base64!"}},
             "illegal base64 data at input byte 3",
             id="bad-base64",
+        ),
+        pytest.param(
+            POD,
+            {"metadata": {"name": "p", "deletionTimestamp": "2025-01-01"}},
+            'parsing time "2025-01-01" as "2006-01-02T15:04:05Z07:00": cannot parse "" as "T"',
+            id="short-timestamp",
+        ),
+        pytest.param(
+            POD,
+            {"metadata": {"creationTimestamp": "2025-13-01T00:00:00Z"}},
+            'parsing time "2025-13-01T00:00:00Z": month out of range',
+            id="timestamp-month-range",
+        ),
+        pytest.param(
+            POD,
+            {"metadata": {"creationTimestamp": 5}},
+            "json: cannot unmarshal number into Go value of type string",
+            id="number-timestamp",
         ),
         pytest.param(
             SECRET,

@@ -16,6 +16,7 @@ copied when a field under it has to be dropped.
 from __future__ import annotations
 
 import binascii
+import calendar
 import functools
 import json
 import re
@@ -342,8 +343,9 @@ class _Walk:
         if kind == _TIME:
             if not isinstance(v, str):
                 raise _Fatal(f"json: cannot unmarshal {_json_kind(v)} into Go value of type string")
-            # TODO(#2): RFC 3339 parse errors ("parsing time ... as ...") are not reported;
-            # a malformed timestamp is accepted as text today.
+            err = _rfc3339_error(v)
+            if err is not None:
+                raise _Fatal(err)
             return v
         if kind == _BYTES:
             if not isinstance(v, str):
@@ -416,6 +418,105 @@ def _scalar_ok(c: _Compiled, v: Any) -> bool:
     if go == "int32":
         return -(2**31) <= n < 2**31
     return -(2**63) <= n < 2**63
+
+
+_RFC3339: Final = "2006-01-02T15:04:05Z07:00"
+# Go's time.Parse walks the layout element by element; these are RFC 3339's elements:
+# (layout text, kind) with kind "lit" (literal), "year", "num2" (exactly two digits),
+# "num12" (one or two digits), "sec" (two digits plus optional fraction), "tz".
+_RFC3339_ELEMENTS: Final = (
+    ("2006", "year"),
+    ("-", "lit"),
+    ("01", "num2"),
+    ("-", "lit"),
+    ("02", "num2"),
+    ("T", "lit"),
+    ("15", "num12"),
+    (":", "lit"),
+    ("04", "num2"),
+    (":", "lit"),
+    ("05", "sec"),
+    ("Z07:00", "tz"),
+)
+_RANGE_NAMES: Final = {"01": "month", "15": "hour", "04": "minute", "05": "second"}
+_RANGE_LIMITS: Final = {"01": (1, 12), "15": (0, 23), "04": (0, 59), "05": (0, 59)}
+
+
+def _go_quote(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _getnum(value: str, *, fixed: bool) -> tuple[int, str] | None:
+    if not value[:1].isdigit():
+        return None
+    if not value[1:2].isdigit():
+        return None if fixed else (int(value[0]), value[1:])
+    return int(value[:2]), value[2:]
+
+
+def _rfc3339_error(text: str) -> str | None:
+    """Go's ``time.Parse(time.RFC3339, text)`` error text (what ``metav1.Time`` returns), or
+    ``None`` when ``text`` parses."""
+
+    def cannot(value: str, elem: str) -> str:
+        return (
+            f"parsing time {_go_quote(text)} as {_go_quote(_RFC3339)}: cannot parse "
+            f"{_go_quote(value)} as {_go_quote(elem)}"
+        )
+
+    def out_of_range(what: str) -> str:
+        return f"parsing time {_go_quote(text)}: {what} out of range"
+
+    value = text
+    fields: dict[str, int] = {}
+    for elem, kind in _RFC3339_ELEMENTS:
+        hold = value
+        if kind == "lit":
+            if not value.startswith(elem):
+                return cannot(value, elem)
+            value = value[len(elem) :]
+            continue
+        if kind == "year":
+            if len(value) < 4 or not value[:4].isdigit():
+                return cannot(hold, elem)
+            fields["year"], value = int(value[:4]), value[4:]
+            continue
+        if kind == "tz":
+            if value.startswith("Z"):
+                value = value[1:]
+                continue
+            if len(value) < 6 or value[3] != ":":
+                return cannot(hold, elem)
+            sign, hh, mm, value = value[0], value[1:3], value[4:6], value[6:]
+            if _getnum(hh, fixed=True) is None or _getnum(mm, fixed=True) is None:
+                return cannot(hold, elem)
+            if int(hh) > 24:
+                return out_of_range("time zone offset hour")
+            if int(mm) > 60:
+                return out_of_range("time zone offset minute")
+            if sign not in "+-":
+                return cannot(hold, elem)
+            continue
+        got = _getnum(value, fixed=kind != "num12")
+        if got is None:
+            return cannot(hold, elem)
+        n, value = got
+        fields[elem] = n
+        if elem in _RANGE_LIMITS:
+            lo, hi = _RANGE_LIMITS[elem]
+            if not lo <= n <= hi:
+                return out_of_range(_RANGE_NAMES[elem])
+        if kind == "sec" and len(value) >= 2 and value[0] in ".," and value[1].isdigit():
+            i = 2
+            while i < len(value) and value[i].isdigit():
+                i += 1
+            value = value[i:]
+    if value:
+        return f"parsing time {_go_quote(text)}: extra text: {_go_quote(value)}"
+    year, month, day = fields["year"], fields["01"], fields["02"]
+    if not 1 <= day <= calendar.monthrange(year, month)[1]:
+        return out_of_range("day")
+    return None
 
 
 def _base64_error(s: str) -> str | None:
