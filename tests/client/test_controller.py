@@ -12,7 +12,7 @@ import pytest
 from kubeling.client.controller import Controller
 from kubeling.client.informer import SharedInformerFactory
 from kubeling.client.workqueue import ItemExponentialBackoff
-from kubeling.machinery.errors import PermanentError, RetryableError
+from kubeling.machinery.errors import PermanentError, RetryableError, ServiceUnavailable
 from kubeling.machinery.resources import CONFIGMAPS
 from tests.client.fakes import FakeClient, eventually
 
@@ -145,3 +145,17 @@ async def test_controller_stop_lets_current_reconcile_finish() -> None:
     await runner
     await factory.stop()
     assert finished == ["default/a"]
+
+
+async def test_controller_stop_before_sync_returns() -> None:
+    fake = FakeClient()
+    fake.fail_next["list"] = [ServiceUnavailable("down")] * 100
+    factory = SharedInformerFactory(fake)
+    ctrl = Recording(factory, workers=1)
+    runner = asyncio.create_task(ctrl.run())
+    await eventually(lambda: ("list", "configmaps") in fake.calls)
+    await ctrl.stop()
+    async with asyncio.timeout(5):
+        await runner
+    await factory.stop()
+    assert ctrl.seen == []

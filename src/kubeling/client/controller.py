@@ -86,8 +86,23 @@ class Controller:
         for informer in self._informers:
             if not informer.running:
                 informer.start()
-        for informer in self._informers:
-            await informer.wait_synced()
+
+        async def all_synced() -> None:
+            for informer in self._informers:
+                await informer.wait_synced()
+
+        async def stop_requested() -> None:
+            await self._stopped.wait()
+
+        synced = asyncio.ensure_future(all_synced())
+        stopped = asyncio.ensure_future(stop_requested())
+        try:
+            await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (synced, stopped):
+                waiter.cancel()
+        if self._stopped.is_set():
+            return  # stopped before the caches ever synced: no worker was started
         log.info("Controller %s synced; starting %d worker(s).", self.name, self.workers)
         self._worker_tasks = [
             asyncio.create_task(self._worker(), name=f"{self.name} worker {i}")
