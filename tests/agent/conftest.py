@@ -1,0 +1,126 @@
+"""Fixtures for the agent's tests: a throw-away node, and a leak check after each test.
+
+Root tests get their own bridge name and /24 (derived from the pid and a counter, so
+parallel runs never share one) and a data directory under pytest's tmp_path. After the
+test, whatever it did, the fixture tears the node down and then asserts nothing is left:
+no mount under the data directory, no container in runc's list under our ``--root``, no
+network namespace or veth the test created, no bridge.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kubeling.agent import mounts
+from kubeling.agent.network import BridgeNetwork
+from kubeling.agent.runtime import RuncRuntime, SimulatedRuntime, runc_unavailable_reason
+from kubeling.agent.sandbox import Node, teardown_pod
+
+_counter = itertools.count()
+
+
+def root_skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (mounts, network namespaces)"
+    if shutil.which("ip") is None:
+        return "needs iproute2"
+    return None
+
+
+requires_root = pytest.mark.skipif(root_skip_reason() is not None, reason=root_skip_reason() or "")
+requires_runc = pytest.mark.skipif(
+    runc_unavailable_reason() is not None,
+    reason=f"runc runtime unavailable: {runc_unavailable_reason()}",
+)
+
+
+def netns_names() -> set[str]:
+    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True).stdout
+    return {n["name"] for n in json.loads(out or "[]")}
+
+
+def link_exists(name: str) -> bool:
+    return subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode == 0
+
+
+def test_network(data_dir: Path) -> BridgeNetwork:
+    n = next(_counter)
+    pid = os.getpid()
+    bridge = f"klt{pid % 100000}x{n}"
+    cidr = f"10.{200 + pid % 50}.{(pid // 50 + n) % 256}.0/24"
+    return BridgeNetwork(state_dir=data_dir, bridge=bridge, cidr=cidr)
+
+
+test_network.__test__ = False  # type: ignore[attr-defined]
+
+
+def assert_nothing_left(
+    data_dir: Path, network: BridgeNetwork | None, netns_before: set[str]
+) -> None:
+    assert mounts.mounts_under(data_dir) == []
+    runc_root = data_dir / "runc" / "root"
+    if runc_root.exists():
+        out = subprocess.run(
+            ["runc", "--root", str(runc_root), "list", "-q"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert out.strip() == ""
+    assert not (data_dir / "pods").exists() or list((data_dir / "pods").iterdir()) == []
+    if network is not None:
+        assert netns_names() - netns_before == set()
+        assert not link_exists(network.bridge)
+        for veth in subprocess.run(
+            ["ip", "-o", "link"], capture_output=True, text=True
+        ).stdout.splitlines():
+            assert f"master {network.bridge} " not in veth
+
+
+@pytest.fixture
+async def runc_node(tmp_path: Path) -> AsyncIterator[Node]:
+    """A node with the runc runtime and a private bridge; torn down and leak-checked."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    network = test_network(data_dir)
+    before = netns_names()
+    node = Node(data_dir=data_dir, runtime=RuncRuntime(data_dir=data_dir), network=network)
+    try:
+        yield node
+    finally:
+        for uid in node.known_pod_uids() | {
+            i.pod_uid for i in await node.runtime.list_containers()
+        }:
+            await teardown_pod(node, uid)
+        await network.remove_bridge()
+        assert_nothing_left(data_dir, network, before)
+
+
+@pytest.fixture
+async def net_only(tmp_path: Path) -> AsyncIterator[BridgeNetwork]:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    network = test_network(data_dir)
+    before = netns_names()
+    try:
+        yield network
+    finally:
+        for uid in network.known_pods():
+            await network.teardown_pod(uid)
+        await network.remove_bridge()
+        assert_nothing_left(data_dir, network, before)
+
+
+@pytest.fixture
+def simulated_node(tmp_path: Path) -> Node:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    return Node(data_dir=data_dir, runtime=SimulatedRuntime())
