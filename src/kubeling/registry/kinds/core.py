@@ -161,7 +161,17 @@ def go_json_error(raw: bytes) -> str | None:
         text = raw.decode("utf-8")
         if not text.strip() or e.pos >= len(text):
             return "unexpected end of JSON input"
-        return f"invalid character '{text[e.pos]}' looking for beginning of value"
+        context = {
+            "Expecting property name enclosed in double quotes": "looking for beginning of "
+            "object key string",
+            "Expecting ':' delimiter": "after object key",
+            "Extra data": "after top-level value",
+        }.get(e.msg, "looking for beginning of value")
+        if e.msg == "Expecting ',' delimiter":
+            inner = text[: e.pos].rstrip()
+            in_array = inner.rfind("[") > inner.rfind("{")
+            context = "after array element" if in_array else "after object key:value pair"
+        return f"invalid character '{text[e.pos]}' {context}"
     if isinstance(value, dict):
         return None
     go_type = {list: "array", str: "string", bool: "bool", type(None): ""}.get(

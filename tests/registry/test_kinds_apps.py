@@ -1,0 +1,151 @@
+"""Deployment, ReplicaSet, StatefulSet and ControllerRevision rules."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kubeling.machinery import resources as r
+from tests.registry.test_kinds_support import create, tutorial, update
+
+SELECTOR_MISMATCH = (
+    'spec.template.metadata.labels: Invalid value: {"app":"other"}: `selector` does not match '
+    "template `labels`"
+)
+
+
+def workload(kind: str, **spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1"}]},
+        },
+    }
+    base.update(spec)
+    return {"apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": "web", "namespace": "default"}, "spec": base}  # fmt: skip
+
+
+def test_statefulset_defaults_from_tutorial() -> None:
+    sts = next(d for d in tutorial("15-statefulset.yaml") if d["kind"] == "StatefulSet")
+    out, errs = create(r.STATEFULSETS, sts)
+    assert errs == []
+    spec = out["spec"]
+    assert spec["podManagementPolicy"] == "OrderedReady"
+    assert spec["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+    assert spec["revisionHistoryLimit"] == 10
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }
+    assert spec["replicas"] == 3
+    tmpl = spec["template"]["spec"]
+    assert tmpl["restartPolicy"] == "Always"
+    assert tmpl["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    claim = spec["volumeClaimTemplates"][0]
+    assert claim["spec"]["volumeMode"] == "Filesystem"
+    assert claim["status"] == {"phase": "Pending"}
+    assert "status" not in out
+
+
+def test_statefulset_replicas_default_one() -> None:
+    out, errs = create(r.STATEFULSETS, workload("StatefulSet"))
+    assert errs == []
+    assert out["spec"]["replicas"] == 1
+
+
+def test_statefulset_selector_must_match_template() -> None:
+    obj = workload("StatefulSet")
+    obj["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
+    _, errs = create(r.STATEFULSETS, obj)
+    assert errs == [SELECTOR_MISMATCH]
+
+
+def test_statefulset_restart_policy_and_selector_required() -> None:
+    obj = workload("StatefulSet")
+    del obj["spec"]["selector"]
+    obj["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    _, errs = create(r.STATEFULSETS, obj)
+    assert errs == [
+        "spec.selector: Required value",
+        'spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always"',
+    ]
+
+
+def test_statefulset_update_limits_mutable_fields() -> None:
+    old, _ = create(r.STATEFULSETS, workload("StatefulSet", serviceName="web"))
+    scaled = copy.deepcopy(old)
+    scaled["spec"]["replicas"] = 5
+    scaled["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2"
+    assert update(r.STATEFULSETS, scaled, old)[1] == []
+    renamed = copy.deepcopy(old)
+    renamed["spec"]["serviceName"] = "other"
+    assert update(r.STATEFULSETS, renamed, old)[1] == [
+        "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', "
+        "'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+        "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+    ]
+
+
+def test_deployment_defaults_from_tutorial() -> None:
+    (dep,) = tutorial("01-deployment.yaml")
+    out, errs = create(r.DEPLOYMENTS, dep)
+    assert errs == []
+    spec = out["spec"]
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    }
+    assert spec["revisionHistoryLimit"] == 10
+    assert spec["progressDeadlineSeconds"] == 600
+    assert spec["template"]["spec"]["dnsPolicy"] == "ClusterFirst"
+
+
+def test_deployment_validation_messages() -> None:
+    obj = workload("Deployment", replicas=-1, selector={})
+    obj["spec"]["strategy"] = {"type": "RollingUpdate",
+                               "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}  # fmt: skip
+    _, errs = create(r.DEPLOYMENTS, obj)
+    assert errs == [
+        "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+        "spec.selector: Invalid value: {}: empty selector is invalid for deployment",
+        "spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when "
+        "`maxSurge` is 0",
+    ]
+
+
+def test_deployment_template_pod_spec_checked() -> None:
+    obj = workload("Deployment")
+    obj["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "x", "mountPath": "/x"}
+    ]
+    _, errs = create(r.DEPLOYMENTS, obj)
+    assert errs == ['spec.template.spec.containers[0].volumeMounts[0].name: Not found: "x"']
+
+
+def test_selector_immutable_for_deployment_and_replicaset() -> None:
+    for info, kind in ((r.DEPLOYMENTS, "Deployment"), (r.REPLICASETS, "ReplicaSet")):
+        old, _ = create(info, workload(kind))
+        new = copy.deepcopy(old)
+        new["spec"]["selector"] = {"matchLabels": {"app": "web", "x": "y"}}
+        new["spec"]["template"]["metadata"]["labels"]["x"] = "y"
+        _, errs = update(info, new, old)
+        assert errs == [
+            'spec.selector: Invalid value: {"matchLabels":{"app":"web","x":"y"}}: field is '
+            "immutable"
+        ], kind
+
+
+def test_replicaset_defaults() -> None:
+    out, errs = create(r.REPLICASETS, workload("ReplicaSet"))
+    assert errs == []
+    assert out["spec"]["replicas"] == 1
+
+
+def test_controllerrevision_data_required_and_immutable() -> None:
+    _, errs = create(r.CONTROLLERREVISIONS, {"metadata": {"name": "c"}, "revision": 1})
+    assert errs == ["data: Required value: data is mandatory"]
+    old = {"metadata": {"name": "c"}, "revision": 1, "data": {"a": 1}}
+    _, errs = update(r.CONTROLLERREVISIONS, {**old, "data": {"a": 2}}, old)
+    assert errs == ['data: Invalid value: {"a":2}: field is immutable']
