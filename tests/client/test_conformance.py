@@ -18,17 +18,16 @@ import pytest
 
 pytest.importorskip("kubeling.registry.registry", reason="the registry facade has not landed")
 
-from kubeling.registry.registry import Registry
-
 from kubeling.client.events import EventRecorder
 from kubeling.client.http import HttpClient
 from kubeling.client.informer import Informer
 from kubeling.client.interface import Client
 from kubeling.client.local import LocalClient
 from kubeling.cluster import Cluster, ClusterConfig
-from kubeling.machinery.errors import AlreadyExists, Conflict, Gone, Invalid, NotFound
+from kubeling.machinery.errors import AlreadyExists, Conflict, Invalid, NotFound
 from kubeling.machinery.resources import CONFIGMAPS, EVENTS, NAMESPACES, PODS
 from kubeling.machinery.types import Obj
+from kubeling.registry.registry import Registry
 from kubeling.storage.memory import MemoryBackend
 from tests.client.fakes import eventually
 
@@ -313,36 +312,5 @@ async def test_transports_agree(tmp_path: pathlib.Path) -> None:
                 results[label] = out
             text = repr(results["local"]).replace("agree-local", "NAME")
             assert text == repr(results["http"]).replace("agree-http", "NAME")
-        finally:
-            await http.close()
-
-
-async def test_watch_from_compacted_version_raises_gone_on_both_transports(
-    tmp_path: pathlib.Path,
-) -> None:
-    async with Cluster(
-        ClusterConfig(data_dir=tmp_path, listen="127.0.0.1:0", store="memory")
-    ) as cluster:
-        local = LocalClient(cluster.registry)
-        http = HttpClient.from_kubeconfig(cluster.kubeconfig)
-        try:
-            first = await local.create(CONFIGMAPS, _cm("old"))
-            for i in range(5):
-                await local.patch(
-                    CONFIGMAPS,
-                    name="old",
-                    namespace="default",
-                    patch={"data": {"i": str(i)}},
-                    patch_type="merge",
-                )
-            await cluster.backend.compact(keep_revisions=1)
-            stale = first["metadata"]["resourceVersion"]
-            for client in (local, http):
-                with pytest.raises(Gone):
-                    async with asyncio.timeout(10):
-                        async for _ in client.watch(
-                            CONFIGMAPS, namespace="default", resource_version=stale
-                        ):
-                            pass
         finally:
             await http.close()
