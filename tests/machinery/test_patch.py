@@ -800,3 +800,64 @@ def test_json_patch_operation_limit() -> None:
     assert info.value.message == (
         "The allowed maximum operations in a JSON patch is 10000, got 10001"
     )
+
+
+# Captured from kubectl v1.32 (`kubectl apply --validate=false -f new.json`) against a loopback
+# capture server whose Pod carried the last-applied configuration of `_pod()`; only the
+# last-applied annotation's value is shortened here.
+KUBECTL_APPLY_BODY: dict[str, Any] = {
+    "metadata": {
+        "$deleteFromPrimitiveList/finalizers": ["a.example.com/x"],
+        "$setElementOrder/finalizers": ["b.example.com/y", "c.example.com/z"],
+        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "<new.json>\n"},
+        "finalizers": ["c.example.com/z"],
+        "labels": {"tier": None},
+    },
+    "spec": {
+        "$setElementOrder/containers": [{"name": "nginx"}],
+        "$setElementOrder/volumes": [{"name": "data"}],
+        "containers": [
+            {
+                "$setElementOrder/env": [{"name": "A"}, {"name": "C"}, {"name": "B"}],
+                "args": ["--three"],
+                "env": [{"name": "C", "value": "3"}],
+                "image": "nginx:1.27",
+                "name": "nginx",
+                "ports": None,
+            },
+            {"$patch": "delete", "name": "sidecar"},
+        ],
+        "volumes": [
+            {
+                "$retainKeys": ["hostPath", "name"],
+                "emptyDir": None,
+                "hostPath": {"path": "/srv"},
+                "name": "data",
+            }
+        ],
+    },
+}
+
+
+def test_strategic_merge_patch_of_captured_kubectl_apply_yields_new_manifest() -> None:
+    out = strategic_merge_patch(_pod(), KUBECTL_APPLY_BODY, schema=POD)
+    assert out["metadata"]["labels"] == {"app": "web"}
+    assert out["metadata"]["finalizers"] == ["b.example.com/y", "c.example.com/z"]
+    assert out["metadata"]["annotations"] == {
+        "kubectl.kubernetes.io/last-applied-configuration": "<new.json>\n"
+    }
+    assert out["spec"] == {
+        "containers": [
+            {
+                "name": "nginx",
+                "image": "nginx:1.27",
+                "args": ["--three"],
+                "env": [
+                    {"name": "A", "value": "1"},
+                    {"name": "C", "value": "3"},
+                    {"name": "B", "value": "2"},
+                ],
+            }
+        ],
+        "volumes": [{"name": "data", "hostPath": {"path": "/srv"}}],
+    }
