@@ -159,3 +159,27 @@ async def test_controller_stop_before_sync_returns() -> None:
         await runner
     await factory.stop()
     assert ctrl.seen == []
+
+
+async def test_controller_stop_does_not_start_queued_keys() -> None:
+    fake = FakeClient()
+    factory = SharedInformerFactory(fake)
+    ctrl = Recording(factory, workers=1)
+    gate = asyncio.Event()
+
+    async def blocking(key: str) -> None:
+        ctrl.seen.append((key, 0.0))
+        await gate.wait()
+
+    ctrl.reconcile = blocking  # type: ignore[method-assign]
+    for name in ("a", "b", "c"):
+        await fake.create(CONFIGMAPS, {"metadata": {"name": name, "namespace": "default"}})
+    runner = asyncio.create_task(ctrl.run())
+    await eventually(lambda: len(ctrl.seen) == 1)
+    stopping = asyncio.create_task(ctrl.stop(grace=30))
+    await asyncio.sleep(0)
+    gate.set()
+    await stopping
+    await runner
+    await factory.stop()
+    assert [k for k, _ in ctrl.seen] == ["default/a"]

@@ -136,6 +136,11 @@ class Controller:
                 key = await self.queue.get()
             except ShutDown:
                 return
+            if self._stopped.is_set():
+                # Stopping: finish the key in hand (none here) but start no new work; the
+                # next owner of this controller relists and sees everything again.
+                self.queue.done(key)
+                return
             try:
                 await self.process(key)
             finally:

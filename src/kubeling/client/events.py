@@ -195,6 +195,9 @@ class EventRecorder:
         bucket.tokens -= 1.0
         return True
 
+    # TODO(#4): upstream's EventAggregator also folds more than 10 events with the same
+    # reason but different messages (within 10 minutes) into one "(combined from similar
+    # events): ..." Event; today each distinct message gets its own Event.
     async def _record(self, event: Obj) -> None:
         obj_key = self._object_key(event)
         if not self._allow(obj_key):
