@@ -39,3 +39,14 @@ def test_lease_duration_positive() -> None:
              "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 0}}  # fmt: skip
     _, errs = create(r.LEASES, lease)
     assert errs == ["spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"]
+
+
+def test_declared_field_selector_labels_are_produced() -> None:
+    for info, strategy in strategies().items():
+        obj = {"apiVersion": info.api_version, "kind": info.kind, "metadata": {"name": "x"}}
+        produced = set(strategy.field_labels(obj))
+        assert set(strategy.field_selector_labels) <= produced, info.kind
+
+
+def test_node_keeps_status_on_create() -> None:
+    assert strategies()[r.NODES].clear_status_on_create is False

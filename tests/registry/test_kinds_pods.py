@@ -209,3 +209,25 @@ def test_tutorial_pods_are_valid(manifest: str) -> None:
         out, errs = create(r.PODS, obj)
         assert errs == [], (manifest, errs)
         assert out["status"]["phase"] == "Pending"
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "options", "period"),
+    [
+        pytest.param({"nodeName": "n1", "terminationGracePeriodSeconds": 30}, {}, {}, 30,
+                     id="pod-default"),
+        pytest.param({"nodeName": "n1", "terminationGracePeriodSeconds": 30}, {},
+                     {"gracePeriodSeconds": 5}, 5, id="request-wins"),
+        pytest.param({"terminationGracePeriodSeconds": 30}, {}, {}, 0, id="unscheduled"),
+        pytest.param({"nodeName": "n1", "terminationGracePeriodSeconds": 30},
+                     {"phase": "Succeeded"}, {}, 0, id="finished"),
+        pytest.param({"nodeName": "n1"}, {}, {"gracePeriodSeconds": -3}, 1, id="negative"),
+    ],
+)  # fmt: skip
+def test_pod_graceful_delete_period(
+    spec: dict[str, Any], status: dict[str, Any], options: dict[str, Any], period: int
+) -> None:
+    from kubeling.registry.catalog import strategies
+
+    obj = {"metadata": {"name": "p"}, "spec": spec, "status": status}
+    assert strategies()[r.PODS].check_graceful_delete(obj, options) == period

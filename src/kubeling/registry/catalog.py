@@ -22,6 +22,7 @@ from kubeling.registry.kinds.core import (
     ConfigMapStrategy,
     EndpointsStrategy,
     EventStrategy,
+    EventV1Strategy,
     NamespaceStrategy,
     NodeStrategy,
     SecretStrategy,
@@ -55,7 +56,7 @@ STRATEGY_CLASSES: Final[dict[ResourceInfo, type[Strategy]]] = {
     r.CONTROLLERREVISIONS: ControllerRevisionStrategy,
     r.STORAGECLASSES: StorageClassStrategy,
     r.ENDPOINTSLICES: EndpointSliceStrategy,
-    r.EVENTS_V1: EventStrategy,
+    r.EVENTS_V1: EventV1Strategy,
     r.LEASES: LeaseStrategy,
 }
 

@@ -94,9 +94,6 @@ class _WorkloadStrategy(PrintedStrategy):
     def prepare_for_create(self, obj: Obj) -> None:
         obj.pop("status", None)
 
-    def field_labels(self, obj: Obj) -> dict[str, str]:
-        return {}
-
 
 # -- Deployment ------------------------------------------------------------------------------
 
@@ -174,6 +171,11 @@ class DeploymentStrategy(_WorkloadStrategy):
 
 @dataclass(kw_only=True)
 class ReplicaSetStrategy(_WorkloadStrategy):
+    field_selector_labels: ClassVar[tuple[str, ...]] = ("status.replicas",)
+
+    def field_labels(self, obj: Obj) -> dict[str, str]:
+        return {"status.replicas": str((obj.get("status") or {}).get("replicas", 0))}
+
     def default(self, obj: Obj) -> None:
         spec = sub(obj, "spec")
         spec.setdefault("replicas", 1)

@@ -40,6 +40,7 @@ IMMUTABLE_SET: Final = "field is immutable when `immutable` is set"
 @dataclass(kw_only=True)
 class NamespaceStrategy(PrintedStrategy):
     status_subresource: ClassVar[bool] = True
+    field_selector_labels: ClassVar[tuple[str, ...]] = ("status.phase",)
     generation_tracks: ClassVar[tuple[str, ...]] = ()
     name_validation: ClassVar[str] = "label"
 
@@ -185,6 +186,7 @@ def go_json_error(raw: bytes) -> str | None:
 @dataclass(kw_only=True)
 class SecretStrategy(PrintedStrategy):
     generation_tracks: ClassVar[tuple[str, ...]] = ()
+    field_selector_labels: ClassVar[tuple[str, ...]] = ("type",)
 
     def default(self, obj: Obj) -> None:
         string_data = obj.pop("stringData", None)
@@ -460,6 +462,9 @@ class ServiceAccountStrategy(PrintedStrategy):
 class NodeStrategy(PrintedStrategy):
     status_subresource: ClassVar[bool] = True
     generation_tracks: ClassVar[tuple[str, ...]] = ()
+    clear_status_on_create: ClassVar[bool | None] = False
+    """Upstream: "Nodes allow *all* fields, including status, to be set on create"."""
+    field_selector_labels: ClassVar[tuple[str, ...]] = ("spec.unschedulable",)
 
     def default(self, obj: Obj) -> None:
         status = obj.get("status")
@@ -472,12 +477,31 @@ class NodeStrategy(PrintedStrategy):
         return {"spec.unschedulable": "true" if unschedulable else "false"}
 
 
+_EVENT_REF_FIELDS: Final = (
+    "kind",
+    "namespace",
+    "name",
+    "uid",
+    "apiVersion",
+    "resourceVersion",
+    "fieldPath",
+)
+_EVENT_LABELS: Final = (
+    *(f"involvedObject.{k}" for k in _EVENT_REF_FIELDS),
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+)
+
+
 @dataclass(kw_only=True)
 class EventStrategy(PrintedStrategy):
     """Core/v1 Events; events.k8s.io/v1 Events are stored in the same place and shape."""
 
     generation_tracks: ClassVar[tuple[str, ...]] = ()
     allow_create_on_update: ClassVar[bool] = True
+    field_selector_labels: ClassVar[tuple[str, ...]] = _EVENT_LABELS
 
     def validate(self, obj: Obj) -> list[FieldError]:
         v1 = str(obj.get("apiVersion", "")).startswith("events.k8s.io/")
@@ -508,29 +532,27 @@ class EventStrategy(PrintedStrategy):
         v1 = str(obj.get("apiVersion", "")).startswith("events.k8s.io/")
         ref = (obj.get("regarding") if v1 else obj.get("involvedObject")) or {}
         source = (obj.get("deprecatedSource") if v1 else obj.get("source")) or {}
-        labels = {
-            f"involvedObject.{k}": str(ref.get(k, ""))
-            for k in (
-                "kind",
-                "namespace",
-                "name",
-                "uid",
-                "apiVersion",
-                "resourceVersion",
-                "fieldPath",
-            )
-        }
-        if v1:
-            labels.update(
-                {f"regarding.{k[len('involvedObject.') :]}": v for k, v in labels.items()}
-            )
         reporter = obj.get("reportingController") if v1 else obj.get("reportingComponent")
+        labels = {f"involvedObject.{k}": str(ref.get(k, "")) for k in _EVENT_REF_FIELDS}
+        labels.update({f"regarding.{k}": str(ref.get(k, "")) for k in _EVENT_REF_FIELDS})
         labels.update(
             {
                 "reason": str(obj.get("reason", "")),
                 "reportingComponent": str(reporter or ""),
+                "reportingController": str(reporter or ""),
                 "source": str(source.get("component", "")),
                 "type": str(obj.get("type", "")),
             }
         )
         return labels
+
+
+@dataclass(kw_only=True)
+class EventV1Strategy(EventStrategy):
+    """events.k8s.io/v1: same storage and rules; field selectors also take the v1 names."""
+
+    field_selector_labels: ClassVar[tuple[str, ...]] = (
+        *_EVENT_LABELS,
+        *(f"regarding.{k}" for k in _EVENT_REF_FIELDS),
+        "reportingController",
+    )

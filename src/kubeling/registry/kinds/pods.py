@@ -601,6 +601,27 @@ POD_UPDATE_FORBIDDEN: Final = (
 class PodStrategy(PrintedStrategy):
     status_subresource: ClassVar[bool] = True
     generation_tracks: ClassVar[tuple[str, ...]] = ()
+    field_selector_labels: ClassVar[tuple[str, ...]] = (
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    )
+
+    def check_graceful_delete(self, obj: Obj, options: Obj) -> int | None:
+        """Upstream ``podStrategy.CheckGracefulDelete``: the request's grace period, else the
+        pod's own; 0 for a pod never scheduled or already finished."""
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        period = options.get("gracePeriodSeconds")
+        if period is None:
+            period = spec.get("terminationGracePeriodSeconds") or 0
+        if not spec.get("nodeName") or status.get("phase") in ("Failed", "Succeeded"):
+            period = 0
+        return 1 if period < 0 else int(period)
 
     def default(self, obj: Obj) -> None:
         default_pod_spec(sub(obj, "spec"))
