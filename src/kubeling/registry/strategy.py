@@ -67,6 +67,20 @@ class Strategy:
     name_validation: ClassVar[str] = "subdomain"
     """``subdomain`` (RFC 1123 subdomain), ``label`` (RFC 1123 label), ``label1035``
     (RFC 1035 label, Services), or ``segment`` (path segment name only)."""
+    allow_unconditional_update: ClassVar[bool] = True
+    """A PUT without ``metadata.resourceVersion`` overwrites whatever is stored (upstream's
+    ``AllowUnconditionalUpdate``); False answers 422 ``must be specified for an update``."""
+    clear_status_on_create: ClassVar[bool | None] = None
+    """Drop a client-sent ``status`` on create before ``prepare_for_create``; None means
+    "when ``status_subresource``" (Nodes keep theirs: set False)."""
+    return_deleted_object: ClassVar[bool | None] = None
+    """A finished DELETE answers the object (True) or a Success Status (False); None uses
+    upstream's choice for the resource (pods, PVs, PVCs, service accounts, services and
+    namespaces answer the object)."""
+    field_selector_labels: ClassVar[tuple[str, ...]] = ()
+    """Field selector labels this kind supports beyond ``metadata.name`` and
+    ``metadata.namespace`` (the keys ``field_labels`` returns); others answer 400
+    ``field label not supported: <label>``."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- create / update ---------------------------------------------------------------------
@@ -91,6 +105,17 @@ class Strategy:
     def warnings(self, obj: Obj) -> list[str]:
         """``Warning:`` headers for deprecated or suspicious input (code 299)."""
         return []
+
+    # -- delete ------------------------------------------------------------------------------
+
+    def check_graceful_delete(self, obj: Obj, options: Obj) -> int | None:
+        """Graceful deletion (upstream ``CheckGracefulDelete``): the grace period in seconds
+        this delete gets, or None to delete at once. Only kinds that override this hook
+        support graceful deletion (pods: ``spec.terminationGracePeriodSeconds`` unless
+        ``options.gracePeriodSeconds``; 0 when unscheduled or terminated). A positive period
+        sets ``deletionTimestamp`` (now + period) and ``deletionGracePeriodSeconds`` and
+        keeps the object until a delete with grace 0."""
+        return None
 
     # -- status subresource ------------------------------------------------------------------
 

@@ -1,0 +1,105 @@
+"""Store keys and the object ⇄ bytes codec of the generic store.
+
+Keys follow ``/registry/<group-or-core>/<resource>/[<namespace>/]<name>`` so that a prefix
+read answers every list the API offers: one namespace, all namespaces, one cluster-scoped
+collection. The stored bytes are the object's JSON without ``metadata.resourceVersion``:
+the revision the store stamps on a write *is* the resourceVersion, so it is put back on read
+from ``mod_revision`` and can never disagree with the store.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+
+from kubeling.machinery.types import Obj, ResourceInfo
+from kubeling.storage.interface import KeyValue
+
+
+def storage_group(info: ResourceInfo) -> str:
+    group = info.group if info.storage_group is None else info.storage_group
+    return group or "core"
+
+
+def storage_resource(info: ResourceInfo) -> str:
+    return info.storage_resource or info.plural
+
+
+def key_prefix(info: ResourceInfo, namespace: str = "") -> str:
+    """The prefix of a collection: every object, or one namespace's (trailing ``/``)."""
+    base = f"/registry/{storage_group(info)}/{storage_resource(info)}/"
+    if info.namespaced and namespace:
+        return f"{base}{namespace}/"
+    return base
+
+
+def object_key(info: ResourceInfo, *, namespace: str, name: str) -> str:
+    return f"{key_prefix(info, namespace)}{name}"
+
+
+def encode(obj: Obj) -> bytes:
+    """Stored bytes: the object without ``metadata.resourceVersion``."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "resourceVersion" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+    return orjson.dumps(obj)
+
+
+def decode(value: bytes, revision: int) -> Obj:
+    """An object read back, with ``resourceVersion`` set to the revision given."""
+    obj: Obj = orjson.loads(value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+    return obj
+
+
+def decode_kv(kv: KeyValue) -> Obj:
+    return decode(kv.value, kv.mod_revision)
+
+
+def without_resource_version(obj: Obj) -> Obj:
+    """A copy of ``obj`` for comparisons that must ignore the resourceVersion."""
+    out = copy.deepcopy(obj)
+    out.get("metadata", {}).pop("resourceVersion", None)
+    return out
+
+
+def list_object(
+    info: ResourceInfo,
+    items: list[Obj],
+    *,
+    revision: int,
+    continue_: str = "",
+    remaining: int | None = None,
+) -> Obj:
+    """A ``<Kind>List``; items carry no kind/apiVersion, as upstream's JSON lists."""
+    meta: dict[str, Any] = {"resourceVersion": str(revision)}
+    if continue_:
+        meta["continue"] = continue_
+    if remaining is not None:
+        meta["remainingItemCount"] = remaining
+    for item in items:
+        item.pop("kind", None)
+        item.pop("apiVersion", None)
+    return {
+        "kind": f"{info.kind}List",
+        "apiVersion": info.api_version,
+        "metadata": meta,
+        "items": items,
+    }
+
+
+def with_type_meta(info: ResourceInfo, obj: Obj) -> Obj:
+    """Put ``apiVersion`` and ``kind`` first, as upstream's encoder orders them."""
+    rest = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    return {"kind": info.kind, "apiVersion": info.api_version, **rest}
+
+
+def bookmark(
+    info: ResourceInfo, revision: int, *, annotations: dict[str, str] | None = None
+) -> Obj:
+    meta: dict[str, Any] = {"resourceVersion": str(revision)}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {"kind": info.kind, "apiVersion": info.api_version, "metadata": meta}
