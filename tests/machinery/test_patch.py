@@ -289,6 +289,23 @@ SMP_CASES = [
     ),
     pytest.param(
         _pod(),
+        {
+            "spec": {
+                "tolerations": [
+                    {"key": "a", "operator": "Exists"},
+                    {"key": "b", "$patch": "delete"},
+                ],
+                "nodeSelector": {"$patch": "replace", "disk": "ssd"},
+            }
+        },
+        lambda out: (
+            out["spec"]["tolerations"] == [{"key": "a", "operator": "Exists"}]
+            and "nodeSelector" not in out["spec"]
+        ),
+        id="new-values-with-patch-directives-dropped-as-remove-directives",
+    ),
+    pytest.param(
+        _pod(),
         {"spec": {"securityContext": {"runAsUser": 1000, "fsGroup": None}}},
         lambda out: out["spec"]["securityContext"] == {"runAsUser": 1000},
         id="new-map-drops-nulls",

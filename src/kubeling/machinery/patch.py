@@ -10,15 +10,17 @@ quirks included: ``replace`` needs an existing non-null value, negative array in
 from the end, the document root cannot be a path, and a merge patch prunes nulls from
 values it adds.
 
-Strategic merge patch is a port of ``apimachinery/pkg/util/strategicpatch``'s merge side
+Strategic merge patch reimplements the merge side of ``apimachinery/pkg/util/strategicpatch``
 (``StrategicMergeMapPatch`` with ``MergeParallelList`` and ``IgnoreUnmatchedNulls``),
 reading ``x-kubernetes-patch-strategy`` / ``-patch-merge-key`` from the upstream schema
 instead of Go struct tags. The ordering rules (``$setElementOrder``, patch order, live order)
 reproduce upstream's sort, including its tie-breaking, so kubectl sees the list order a
-real server would store. One deliberate difference: where upstream stores a patch value
-verbatim (a list or map the live object does not have yet) it can keep directive entries
-and nulls that its typed decoding later drops; kubeling stores plain JSON, so those values
-are cleaned before they are stored and no ``$`` directive is ever persisted.
+real server would store. Values stored as is (the live object has nothing to merge them
+with) lose null members and every ``$patch``-carrying map, as upstream's
+``removeDirectives`` does; kubeling applies the same cleaning on the few paths where upstream
+still stores patch values verbatim (a list added together with its ``$setElementOrder``, a
+``replace``-strategy map, an atomic list) and drops the other directive keys too, so no
+``$`` directive is ever persisted.
 
 Errors carry upstream's texts and codes: malformed directives are 400, a list of lists or a
 failing JSON patch operation is 422 with the generic "rejected" sentence, and any other SMP
@@ -462,19 +464,34 @@ def _is_directive_key(key: str) -> bool:
     )
 
 
+def _has_patch_directive(value: Any) -> bool:
+    return isinstance(value, dict) and _DIRECTIVE in value
+
+
 def _fresh(value: Any) -> Any:
-    """A patch value stored where the live object had nothing: nulls and directives gone."""
+    """A patch value stored as is (the live object had nothing to merge it with).
+
+    Upstream's ``removeDirectives`` drops every map that carries ``$patch`` (as a member
+    or as a list element) and ``discardNullValuesFromPatch`` drops null members; kubeling
+    also drops the other directive keys, which upstream would leave for its typed decoding
+    to reject or ignore. Callers drop the field when the value itself has ``$patch``.
+    """
     if isinstance(value, dict):
-        if value.get(_DIRECTIVE) == _DELETE:
-            return {}
         return {
-            k: _fresh(v) for k, v in value.items() if v is not None and not _is_directive_key(k)
+            k: _fresh(v)
+            for k, v in value.items()
+            if v is not None and not _is_directive_key(k) and not _has_patch_directive(v)
         }
     if isinstance(value, list):
-        return [
-            _fresh(v) for v in value if not (isinstance(v, dict) and v.get(_DIRECTIVE) == _DELETE)
-        ]
+        return [_fresh(v) for v in value if not _has_patch_directive(v)]
     return value
+
+
+def _store(original: dict[str, Any], key: str, value: Any) -> None:
+    if _has_patch_directive(value):
+        original.pop(key, None)
+    else:
+        original[key] = _fresh(value)
 
 
 def _extract_key(key: str, prefix: str) -> str:
@@ -795,7 +812,7 @@ def _merge_map(
             continue
         if key not in original:
             if not is_delete_list:
-                original[key] = _fresh(value)
+                _store(original, key, value)
             continue
         current = original[key]
         if isinstance(current, dict) and isinstance(value, dict):
@@ -811,7 +828,7 @@ def _merge_map(
             )
         elif _go_kind(current) != _go_kind(value):
             if not is_delete_list:
-                original[key] = _fresh(value)
+                _store(original, key, value)
         else:
             original[key] = value
     return original
