@@ -1,0 +1,136 @@
+"""The composition root: one object that builds and runs a whole kubeling cluster.
+
+``Cluster`` wires the store, the registry and the HTTPS API server (and, as they land, the
+controllers, the scheduler, the node agent and DNS) in one event loop. ``kubeling up`` runs
+it in the foreground; tests and the walkthrough run it in-process with ``async with``.
+Start-up stays cheap on purpose: heavy pieces (the upstream schema, the OpenAPI documents,
+certificate generation) are built on first use or only when missing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import pathlib
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    data_dir: pathlib.Path
+    listen: str = "127.0.0.1:6443"
+    """``HOST:PORT``; port 0 picks a free port."""
+    store: str = "sqlite"
+    """``sqlite``, ``sqlite:///abs/path.db``, ``memory`` or ``etcd://HOST:PORT,...``."""
+    dns_listen: str = ""
+    runtime: str = "auto"
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``127.0.0.1:6443``, ``[::1]:6443``, ``:6443`` (all of IPv4) → host and port."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"invalid port in {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise ValueError(f"invalid port in {text!r}")
+    return host, number
+
+
+class Cluster:
+    """A running kubeling: ``await start()``, then ``url`` and ``kubeconfig`` are valid."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir
+        self.kubeconfig = config.data_dir / "kubeconfig"
+        self.url = ""
+        self.token = ""
+        self.backend: Any = None
+        self.registry: Any = None
+        self.app: Any = None
+        self._server: Any = None
+        self.started_at = 0.0
+
+    async def start(self) -> None:
+        from kubeling import storage
+        from kubeling.apiserver import auth
+        from kubeling.apiserver.app import App
+        from kubeling.apiserver.server import HttpsServer, bind
+        from kubeling.registry.context import ADMIN
+        from kubeling.registry.registry import Registry
+
+        begin = time.monotonic()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        host, port = split_host_port(self.config.listen)
+        sock = bind(host, port)
+        try:
+            pki = auth.ensure_pki(self.data_dir, hosts=[host])
+            self.token = pki.read_token()
+            self.backend = storage.open_backend(self.config.store, data_dir=self.data_dir)
+            await self.backend.start()
+            self.registry = await _maybe_await(Registry.open(backend=self.backend))
+            await _maybe_await(self.registry.bootstrap())
+            port = sock.getsockname()[1]
+            self.url = auth.server_url(host, port)
+            self.app = App(
+                registry=self.registry,
+                authenticators=[
+                    auth.TokenAuthenticator({self.token: ADMIN}),
+                    auth.cert_authenticator,
+                ],
+                server_address=self.url.removeprefix("https://"),
+            )
+            self._server = HttpsServer(self.app, sock, pki=pki)
+            auth.write_kubeconfig(self.kubeconfig, pki, server=self.url)
+            await self._server.start()
+        except BaseException:
+            sock.close()
+            await self._close_store()
+            raise
+        self.started_at = time.monotonic()
+        log.info("API server serving at %s after %.3fs.", self.url, self.started_at - begin)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        await self._close_store()
+        log.info("kubeling stopped.")
+
+    async def _close_store(self) -> None:
+        if self.registry is not None:
+            close = getattr(self.registry, "close", None)
+            if close is not None:
+                await _maybe_await(close())
+            self.registry = None
+        if self.backend is not None:
+            await self.backend.close()
+            self.backend = None
+
+    async def __aenter__(self) -> Cluster:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value

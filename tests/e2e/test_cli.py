@@ -1,0 +1,58 @@
+"""The ``kubeling`` command line around ``up``: help, version, kubeconfig, start-up and stop."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+
+import pytest
+
+from tests.e2e.conftest import Kubeling, kubeling_command
+
+pytestmark = pytest.mark.e2e
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*kubeling_command(), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_up_help_documents_every_option() -> None:
+    r = _run("up", "--help")
+    assert r.returncode == 0
+    for option in ("--data-dir", "--listen", "--dns-listen", "--store", "--runtime", "--verbose"):
+        assert option in r.stdout
+    assert "~/.local/share/kubeling" in r.stdout
+
+
+def test_version_names_kubernetes_version() -> None:
+    r = _run("version")
+    assert r.returncode == 0
+    assert "v1.32" in r.stdout
+
+
+def test_kubeconfig_without_cluster_fails_with_hint(tmp_path: pathlib.Path) -> None:
+    r = _run("kubeconfig", "--data-dir", str(tmp_path))
+    assert r.returncode == 1
+    assert "kubeling up" in r.stderr
+
+
+def test_etcd_store_is_refused_clearly(tmp_path: pathlib.Path) -> None:
+    r = _run("up", "--data-dir", str(tmp_path), "--store", "etcd://127.0.0.1:2379")
+    assert r.returncode == 2
+    assert "not available yet" in r.stderr
+
+
+def test_up_prints_one_ready_line_and_kubeconfig_command_prints_it(
+    kubeling_up: Kubeling,
+) -> None:
+    assert [line for line in kubeling_up.output if line.startswith("kubeling")] == [
+        f"kubeling is ready at {kubeling_up.url} (kubeconfig: {kubeling_up.kubeconfig})"
+    ]
+    assert kubeling_up.url.startswith("https://127.0.0.1:")
+    assert not kubeling_up.url.endswith(":0")
+    r = _run("kubeconfig", "--data-dir", str(kubeling_up.data_dir))
+    assert r.returncode == 0
+    assert r.stdout == kubeling_up.kubeconfig.read_text()
+    assert f"server: {kubeling_up.url}" in r.stdout
+    assert oct(kubeling_up.kubeconfig.stat().st_mode & 0o777) == "0o600"
+    assert kubeling_up.ok("get", "--raw", "/readyz") == "ok"

@@ -1,0 +1,189 @@
+"""The real kubectl against a real ``kubeling up``."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import ssl
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Kubeling, start_kubeling, stop_kubeling
+
+pytestmark = pytest.mark.e2e
+
+TUTORIAL = pathlib.Path("/work/shared/acceptance/tutorial")
+if not TUTORIAL.exists():
+    TUTORIAL = pathlib.Path(__file__).resolve().parents[3] / "shared" / "acceptance" / "tutorial"
+
+CM = """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: {ns}
+  labels:
+    app: demo
+data:
+  a: "1"
+"""
+
+
+def _ns(k: Kubeling, name: str) -> str:
+    k.ok("create", "namespace", name)
+    return name
+
+
+def test_kubectl_version_reports_server_1_32(shared_kubeling: Kubeling) -> None:
+    out = shared_kubeling.ok("version", "-o", "json")
+    server = json.loads(out)["serverVersion"]
+    assert (server["major"], server["minor"]) == ("1", "32")
+    assert server["gitVersion"] == "v1.32.0-kubeling"
+
+
+def test_api_resources_lists_upstream_short_names(shared_kubeling: Kubeling) -> None:
+    out = shared_kubeling.ok("api-resources", "--no-headers")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()}
+    for name, short in [
+        ("persistentvolumes", "pv"),
+        ("persistentvolumeclaims", "pvc"),
+        ("configmaps", "cm"),
+        ("storageclasses", "sc"),
+        ("statefulsets", "sts"),
+        ("services", "svc"),
+    ]:
+        assert short in rows[name], rows[name]
+
+
+def test_get_namespaces_shows_default_and_kube_system(shared_kubeling: Kubeling) -> None:
+    out = shared_kubeling.ok("get", "ns")
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "AGE"]
+    names = {line.split()[0] for line in lines[1:]}
+    assert {"default", "kube-system"} <= names
+
+
+def test_create_configmap_sends_protobuf_and_reads_back(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "proto")
+    out = k.ok("create", "configmap", "c1", "-n", ns, "--from-literal=x=y", "--from-literal=z=w")
+    assert out.strip() == "configmap/c1 created"
+    obj = json.loads(k.ok("get", "cm", "c1", "-n", ns, "-o", "json"))
+    assert obj["data"] == {"x": "y", "z": "w"}
+    assert obj["metadata"]["namespace"] == ns
+
+
+def test_apply_twice_second_is_unchanged(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "apply")
+    manifest = CM.format(ns=ns)
+    assert k.ok("apply", "-f", "-", input=manifest).strip() == "configmap/settings created"
+    assert k.ok("apply", "-f", "-", input=manifest).strip() == "configmap/settings unchanged"
+    changed = manifest.replace('a: "1"', 'a: "2"')
+    assert k.ok("apply", "-f", "-", input=changed).strip() == "configmap/settings configured"
+    assert k.ok("get", "cm", "settings", "-n", ns, "-o", "jsonpath={.data.a}") == "2"
+
+
+def test_get_output_formats(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "formats")
+    k.ok("apply", "-f", "-", input=CM.format(ns=ns))
+    as_yaml = yaml.safe_load(k.ok("get", "cm", "settings", "-n", ns, "-o", "yaml"))
+    assert as_yaml["kind"] == "ConfigMap"
+    assert as_yaml["metadata"]["labels"] == {"app": "demo"}
+    as_json = json.loads(k.ok("get", "cm", "-n", ns, "-o", "json"))
+    assert [i["metadata"]["name"] for i in as_json["items"]] == ["settings"]
+    table = k.ok("get", "cm", "-n", ns).splitlines()
+    assert table[0].split() == ["NAME", "DATA", "AGE"]
+    assert table[1].split()[:2] == ["settings", "1"]
+    wide = k.ok("get", "cm", "-n", ns, "-o", "wide").splitlines()
+    assert wide[1].split()[0] == "settings"
+    assert k.ok("get", "cm", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}") == "settings"
+    labels = k.ok("get", "cm", "settings", "-n", ns, "--show-labels").splitlines()
+    assert labels[1].split()[-1] == "app=demo"
+
+
+def test_label_and_field_selectors_filter(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "selectors")
+    k.ok("create", "configmap", "one", "-n", ns, "--from-literal=a=b")
+    k.ok("create", "configmap", "two", "-n", ns, "--from-literal=a=b")
+    k.ok("label", "configmap", "two", "-n", ns, "tier=db")
+    names = k.ok("get", "cm", "-n", ns, "-l", "tier=db", "-o", "name").split()
+    assert names == ["configmap/two"]
+    names = k.ok("get", "cm", "-n", ns, "-l", "tier!=db", "-o", "name").split()
+    assert "configmap/one" in names
+    assert "configmap/two" not in names
+    names = k.ok(
+        "get", "cm", "-n", ns, "--field-selector", "metadata.name=one", "-o", "name"
+    ).split()
+    assert names == ["configmap/one"]
+
+
+def test_get_all_namespaces_shows_namespace_column(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "allns")
+    k.ok("create", "configmap", "everywhere", "-n", ns, "--from-literal=a=b")
+    lines = k.ok("get", "cm", "-A").splitlines()
+    assert lines[0].split()[:2] == ["NAMESPACE", "NAME"]
+    assert [ns, "everywhere"] in [line.split()[:2] for line in lines[1:]]
+
+
+def test_delete_removes_object_and_missing_is_not_found(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "deleting")
+    k.ok("create", "configmap", "gone", "-n", ns, "--from-literal=a=b")
+    assert k.ok("delete", "cm", "gone", "-n", ns).strip() == 'configmap "gone" deleted'
+    r = k.kubectl("get", "cm", "gone", "-n", ns)
+    assert r.returncode == 1
+    assert 'Error from server (NotFound): configmaps "gone" not found' in r.stderr
+
+
+def test_explain_pvc_resources_describes_requests(shared_kubeling: Kubeling) -> None:
+    out = shared_kubeling.ok("explain", "pvc.spec.resources")
+    assert "KIND:       PersistentVolumeClaim" in out
+    assert "requests" in out
+    assert "limits" in out
+
+
+def test_apply_tutorial_claim_as_written_is_strict_decoding_error(
+    shared_kubeling: Kubeling,
+) -> None:
+    manifest = (TUTORIAL / "11-pvc-as-written.yaml").read_text()
+    r = shared_kubeling.kubectl("apply", "-f", "-", input=manifest)
+    assert r.returncode == 1
+    assert 'strict decoding error: unknown field "spec.resources.request"' in r.stderr
+
+
+def test_request_without_credentials_is_401(shared_kubeling: Kubeling) -> None:
+    ctx = ssl.create_default_context(cafile=str(shared_kubeling.ca_file))
+    req = urllib.request.Request(f"{shared_kubeling.url}/api/v1/namespaces")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, context=ctx, timeout=10)
+    assert info.value.code == 401
+    body = json.loads(info.value.read())
+    assert (body["kind"], body["reason"]) == ("Status", "Unauthorized")
+    # The TLS certificate verified against the cluster CA by IP: /version needs no token.
+    with urllib.request.urlopen(f"{shared_kubeling.url}/version", context=ctx, timeout=10) as r:
+        assert json.loads(r.read())["minor"] == "32"
+
+
+def test_restart_on_same_data_dir_keeps_objects(
+    kubeling_dirs: tuple[pathlib.Path, pathlib.Path],
+) -> None:
+    data, cache = kubeling_dirs
+    first = start_kubeling(data, cache)
+    try:
+        first.ok("create", "configmap", "kept", "--from-literal=a=b")
+    finally:
+        assert stop_kubeling(first) == 0
+    second = start_kubeling(data, cache)
+    try:
+        obj = json.loads(second.ok("get", "cm", "kept", "-o", "json"))
+        assert obj["data"] == {"a": "b"}
+        assert second.token == first.token
+    finally:
+        assert stop_kubeling(second) == 0
