@@ -112,7 +112,7 @@ def test_label_selector_matches(text: str, labels: dict[str, str], expected: boo
         ),
         pytest.param(
             "a b",
-            "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt",
+            "unable to parse requirement: found 'b', expected: '=', '!=', '==', 'in', notin'",
             id="missing-operator",
         ),
         pytest.param(

@@ -148,7 +148,6 @@ _OPERATORS: Final = (
     GREATER_THAN,
     LESS_THAN,
 )
-_BINARY_OPERATORS: Final = (IN, NOT_IN, EQUALS, DOUBLE_EQUALS, NOT_EQUALS, GREATER_THAN, LESS_THAN)
 
 
 class _GoStrings:
@@ -461,7 +460,7 @@ class _Parser:
         ops.update({">": GREATER_THAN, "<": LESS_THAN})
         if tok in ops:
             return ops[tok]
-        raise SelectorError(f"found '{lit}', expected: {', '.join(_BINARY_OPERATORS)}")
+        raise SelectorError(f"found '{lit}', expected: '=', '!=', '==', 'in', notin'")
 
     def _set_values(self) -> set[str]:
         tok, lit = self._take(True)
@@ -566,8 +565,10 @@ def format_label_selector(selector: Mapping[str, Any] | None) -> str:
 
 
 def selector_from_set(labels: Mapping[str, str]) -> LabelSelector:
-    """``labels.SelectorFromSet``: every pair must match exactly (empty set: everything)."""
-    return LabelSelector(_sorted(new_requirement(k, EQUALS, (v,)) for k, v in labels.items()))
+    """``labels.SelectorFromSet``: every pair must match exactly (empty set: everything).
+
+    Like upstream it does not validate; use ``label_selector_from_object`` to validate."""
+    return LabelSelector(_sorted(Requirement(k, EQUALS, (v,)) for k, v in labels.items()))
 
 
 # -- field selectors --------------------------------------------------------------------------
