@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kubeling.client.controller import Controller
+from kubeling.client.controller import Controller, retry_on_conflict
 from kubeling.client.informer import SharedInformerFactory
 from kubeling.client.workqueue import ItemExponentialBackoff
-from kubeling.machinery.errors import PermanentError, RetryableError, ServiceUnavailable
+from kubeling.machinery.errors import Conflict, PermanentError, RetryableError, ServiceUnavailable
 from kubeling.machinery.resources import CONFIGMAPS
+from kubeling.machinery.types import Obj
 from tests.client.fakes import FakeClient, eventually
 
 pytestmark = pytest.mark.looptime
@@ -183,3 +184,35 @@ async def test_controller_stop_does_not_start_queued_keys() -> None:
     await runner
     await factory.stop()
     assert [k for k, _ in ctrl.seen] == ["default/a"]
+
+
+async def test_retry_on_conflict_rereads_until_the_write_lands() -> None:
+    fake = FakeClient()
+    await fake.create(CONFIGMAPS, {"metadata": {"name": "a", "namespace": "default"}})
+    conflicts = [Conflict("stale"), Conflict("stale")]
+    fake.fail_next["update"] = list(conflicts)
+    attempts = 0
+
+    async def bump() -> Obj:
+        nonlocal attempts
+        attempts += 1
+        cm = await fake.get(CONFIGMAPS, name="a", namespace="default")
+        cm["data"] = {"n": str(attempts)}
+        return await fake.update(CONFIGMAPS, cm)
+
+    out = await retry_on_conflict(bump)
+    assert attempts == 3
+    assert out["data"] == {"n": "3"}
+
+
+async def test_retry_on_conflict_gives_up_and_raises() -> None:
+    calls = 0
+
+    async def always() -> None:
+        nonlocal calls
+        calls += 1
+        raise Conflict("stale")
+
+    with pytest.raises(Conflict):
+        await retry_on_conflict(always, attempts=4)
+    assert calls == 4

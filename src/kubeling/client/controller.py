@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from kubeling.client.informer import Informer, object_key
 from kubeling.client.workqueue import RateLimiter, ShutDown, WorkQueue
@@ -24,6 +25,23 @@ from kubeling.machinery.types import Obj
 log = logging.getLogger(__name__)
 
 KeyFunc = Callable[[Obj], str | None]
+T = TypeVar("T")
+
+
+async def retry_on_conflict(
+    fn: Callable[[], Awaitable[T]], *, attempts: int = 5, delay: float = 0.01
+) -> T:
+    """Run ``fn`` (which should re-read what it writes) until it does not raise
+    ``Conflict``, like client-go's ``retry.RetryOnConflict`` with its default backoff:
+    five tries, 10 ms doubling. The last ``Conflict`` propagates."""
+    for attempt in range(attempts):
+        try:
+            return await fn()
+        except Conflict:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(delay * (2**attempt))
+    raise AssertionError("unreachable")
 
 
 class Controller:
