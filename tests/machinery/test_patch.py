@@ -192,6 +192,12 @@ SMP_CASES = [
     ),
     pytest.param(
         _pod(),
+        {"spec": {"containers": [{"name": "nginx", "$deleteFromPrimitiveList/args": ["--one"]}]}},
+        lambda out: out["spec"]["containers"][0]["args"] == ["--two"],
+        id="delete-from-primitive-list-on-atomic-list",
+    ),
+    pytest.param(
+        _pod(),
         {"metadata": {"finalizers": ["c.example.com/z"]}},
         lambda out: (
             out["metadata"]["finalizers"]
