@@ -837,7 +837,7 @@ def _merge_map(
 def _merge_slice_handler(
     original: list[Any], patch: list[Any], meta: _Meta, *, is_delete_list: bool
 ) -> list[Any]:
-    # Deletion lists apply whatever the field's strategy (as upstream since 1.2x).
+    # Deletion lists apply whatever the field's strategy, as current upstream does.
     if meta.strategy == _MERGE or is_delete_list:
         return _merge_slice(original, patch, meta, is_delete_list=is_delete_list)
     fresh: list[Any] = _fresh(patch)
