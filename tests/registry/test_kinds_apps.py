@@ -9,8 +9,8 @@ from kubeling.machinery import resources as r
 from tests.registry.test_kinds_support import create, tutorial, update
 
 SELECTOR_MISMATCH = (
-    'spec.template.metadata.labels: Invalid value: {"app":"other"}: `selector` does not match '
-    "template `labels`"
+    'spec.template.metadata.labels: Invalid value: map[string]string{"app":"other"}: `selector` '
+    "does not match template `labels`"
 )
 
 
@@ -149,3 +149,15 @@ def test_controllerrevision_data_required_and_immutable() -> None:
     old = {"metadata": {"name": "c"}, "revision": 1, "data": {"a": 1}}
     _, errs = update(r.CONTROLLERREVISIONS, {**old, "data": {"a": 2}}, old)
     assert errs == ['data: Invalid value: {"a":2}: field is immutable']
+
+
+def test_active_deadline_forbidden_in_workload_templates() -> None:
+    for info, kind in ((r.STATEFULSETS, "StatefulSet"), (r.DEPLOYMENTS, "Deployment")):
+        obj = workload(kind)
+        obj["spec"]["template"]["spec"]["activeDeadlineSeconds"] = 5
+        _, errs = create(info, obj)
+        owner = "StatefulSet" if kind == "StatefulSet" else "ReplicaSet"
+        assert errs == [
+            "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in "
+            f"{owner} is not Supported"
+        ], kind

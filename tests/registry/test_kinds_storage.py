@@ -132,7 +132,7 @@ def test_pv_with_nothing() -> None:
     assert errs == [
         "spec.accessModes: Required value",
         "spec.capacity: Required value",
-        'spec.capacity: Unsupported value: null: supported values: "storage"',
+        'spec.capacity: Unsupported value: core.ResourceList(nil): supported values: "storage"',
         "spec: Required value: must specify a volume type",
     ]
 

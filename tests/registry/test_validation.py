@@ -195,3 +195,15 @@ def test_object_meta_namespace_rules() -> None:
     assert [str(e) for e in v.validate_object_meta(obj, namespaced=False)] == [
         "metadata.namespace: Forbidden: not allowed on this type"
     ]
+
+
+def test_go_string_map_rendering_in_field_errors() -> None:
+    from kubeling.machinery.field import invalid
+
+    bad = v.go_string_map({"b": "2", "a": 'q"t'})
+    assert (
+        str(invalid(Path("x"), bad, "d"))
+        == 'x: Invalid value: map[string]string{"a":"q\\"t", "b":"2"}: d'
+    )
+    assert repr(v.go_string_map(None)) == "map[string]string(nil)"
+    assert repr(v.go_string_map({})) == "map[string]string{}"

@@ -364,6 +364,52 @@ def validate_positive_quantity(value: Any, path: Path) -> list[FieldError]:
     return []
 
 
+# -- Go-rendered bad values -------------------------------------------------------------------
+
+
+class GoLiteral:
+    """A bad value upstream prints with Go's ``%#v`` (maps, nil collections).
+
+    ``FieldError`` renders values it cannot serialize with ``repr``; this carries the exact
+    Go text (``map[string]string{"app":"web"}``, ``core.ResourceList(nil)``) through it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GoLiteral) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def _go_quote(text: str) -> str:
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def go_string_map(value: Mapping[str, Any] | None) -> GoLiteral:
+    """``%#v`` of a ``map[string]string``: keys sorted, ``(nil)`` for an absent map."""
+    if value is None:
+        return GoLiteral("map[string]string(nil)")
+    body = ", ".join(f"{_go_quote(k)}:{_go_quote(str(value[k]))}" for k in sorted(value))
+    return GoLiteral("map[string]string{" + body + "}")
+
+
 # -- label selectors -------------------------------------------------------------------------
 
 _SELECTOR_OPERATORS: Final = ("DoesNotExist", "Exists", "In", "NotIn")

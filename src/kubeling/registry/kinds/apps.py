@@ -19,6 +19,7 @@ from kubeling.registry.kinds.base import PrintedStrategy, sub
 from kubeling.registry.kinds.pods import default_pod_template, validate_pod_template
 from kubeling.registry.kinds.storage import default_claim
 from kubeling.registry.validation import (
+    go_string_map,
     is_dns1123_label,
     selector_matches,
     validate_immutable,
@@ -45,17 +46,21 @@ def _validate_selector(spec: dict[str, Any], path: Path, *, kind: str) -> list[F
     return errs
 
 
-def _validate_template(spec: dict[str, Any], path: Path, *, spec_rules: bool) -> list[FieldError]:
+def _validate_template(
+    spec: dict[str, Any], path: Path, *, spec_rules: bool, owner: str = "ReplicaSet"
+) -> list[FieldError]:
     template = spec.get("template")
     tp = path.child("template")
     if template is None:
         return [f.required(tp)]
     errs: list[FieldError] = []
     selector = spec.get("selector") or {}
-    labels = (template.get("metadata") or {}).get("labels") or {}
+    labels = (template.get("metadata") or {}).get("labels")
     non_empty = bool(selector.get("matchLabels") or selector.get("matchExpressions"))
-    if non_empty and not selector_matches(selector, labels):
-        errs.append(f.invalid(tp.child("metadata", "labels"), labels, SELECTOR_MISMATCH))
+    if non_empty and not selector_matches(selector, labels or {}):
+        errs.append(
+            f.invalid(tp.child("metadata", "labels"), go_string_map(labels), SELECTOR_MISMATCH)
+        )
     errs.extend(validate_pod_template(template, tp, spec_rules=spec_rules))
     restart = (template.get("spec") or {}).get("restartPolicy", "")
     if restart != "Always":
@@ -64,7 +69,7 @@ def _validate_template(spec: dict[str, Any], path: Path, *, spec_rules: bool) ->
         errs.append(
             f.forbidden(
                 tp.child("spec", "activeDeadlineSeconds"),
-                "activeDeadlineSeconds in ReplicaSet is not Supported",
+                f"activeDeadlineSeconds in {owner} is not Supported",
             )
         )
     return errs
@@ -271,7 +276,7 @@ class StatefulSetStrategy(_WorkloadStrategy):
         ordinals = spec.get("ordinals") or {}
         errs.extend(validate_nonnegative(ordinals.get("start"), sp.child("ordinals", "start")))
         errs.extend(_validate_selector(spec, sp, kind="statefulset"))
-        errs.extend(_validate_template(spec, sp, spec_rules=False))
+        errs.extend(_validate_template(spec, sp, spec_rules=False, owner="StatefulSet"))
         return errs
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:

@@ -18,6 +18,7 @@ from kubeling.machinery.types import Obj
 from kubeling.registry.kinds.base import PrintedStrategy, sub
 from kubeling.registry.kinds.pods import validate_volume_sources
 from kubeling.registry.validation import (
+    GoLiteral,
     is_dns1123_subdomain,
     is_qualified_name,
     quantity,
@@ -221,7 +222,8 @@ def validate_volume_spec(spec: dict[str, Any], path: Path) -> list[FieldError]:
     if not capacity:
         errs.append(f.required(cp))
     if not capacity or "storage" not in capacity or len(capacity) > 1:
-        errs.append(f.not_supported(cp, capacity, ("storage",)))
+        shown = capacity if capacity else GoLiteral("core.ResourceList(nil)")
+        errs.append(f.not_supported(cp, shown, ("storage",)))
     for name in sorted(capacity or {}):
         assert capacity is not None
         qty_errs = validate_quantity(capacity[name], cp.key(name))
