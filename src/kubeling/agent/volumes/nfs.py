@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def mount_nfs(
         args = f"-t {fstype} -o {','.join(options)}{',ro' if flags & mounts.MS_RDONLY else ''}"
         raise VolumeSetupError(
             name,
-            f"mount failed: {exc}\nMounting command: mount\n"
+            f"mount failed: {os.strerror(exc.errno)}\nMounting command: mount\n"
             f"Mounting arguments: {args} {source} {target}\n"
             f"Output: {_explain(exc.errno, server)}",
         ) from exc
