@@ -1,4 +1,4 @@
-"""HttpClient against the real HTTPS edge on 127.0.0.1: TLS verification, both credentials,
+"""HttpClient against the real HTTPS edge (over a real Registry) on 127.0.0.1: TLS, both credentials,
 Status errors, streamed watches and 410s, and transport failures."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import socket
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,32 +26,9 @@ from kubeling.machinery.errors import (
 )
 from kubeling.machinery.resources import CONFIGMAPS
 from kubeling.registry.context import ADMIN
+from kubeling.registry.registry import Registry
 from kubeling.storage.memory import MemoryBackend
 from tests.client.fakes import eventually
-
-
-class _StoresOnly:
-    """The part of a registry the edge uses for resource verbs, built from the generic
-    store directly (``registry.Registry`` adds bootstrap and more on top)."""
-
-    def __init__(self, backend: MemoryBackend) -> None:
-        from kubeling.registry.admission import Chain
-        from kubeling.registry.store import Deps
-
-        self._deps = Deps(
-            backend=backend, clock=time.time, admission=Chain([]), bookmark_interval=60.0
-        )
-        self._stores: dict[Any, Any] = {}
-
-    def store(self, info: Any) -> Any:
-        from kubeling.registry.catalog import strategy_for
-        from kubeling.registry.store import ResourceStore
-
-        if info not in self._stores:
-            self._stores[info] = ResourceStore(
-                info=info, strategy=strategy_for(info), deps=self._deps
-            )
-        return self._stores[info]
 
 
 @dataclass
@@ -68,10 +44,12 @@ async def served(tmp_path: pathlib.Path) -> AsyncIterator[Served]:
     # A small watch window so a few writes push old revisions out (410 Gone).
     backend = MemoryBackend(window_size=4)
     await backend.start()
+    registry = await Registry.open(backend=backend)
+    await registry.bootstrap()
     sock = bind("127.0.0.1", 0)
     pki = auth.ensure_pki(tmp_path, hosts=["127.0.0.1"])
     app = App(
-        registry=_StoresOnly(backend),
+        registry=registry,
         authenticators=[
             auth.TokenAuthenticator({pki.read_token(): ADMIN}),
             auth.cert_authenticator,
@@ -87,6 +65,7 @@ async def served(tmp_path: pathlib.Path) -> AsyncIterator[Served]:
         yield Served(url=url, pki=pki, kubeconfig=kubeconfig, backend=backend)
     finally:
         await server.stop()
+        await registry.close()
         await backend.close()
 
 
@@ -253,7 +232,9 @@ async def test_local_client_watch_from_an_expired_version_raises_gone() -> None:
 
     backend = MemoryBackend(window_size=4)
     await backend.start()
-    client = LocalClient(_StoresOnly(backend))
+    registry = await Registry.open(backend=backend)
+    await registry.bootstrap()
+    client = LocalClient(registry)
     try:
         first = await client.create(CONFIGMAPS, _cm("w"))
         for i in range(6):
@@ -273,4 +254,5 @@ async def test_local_client_watch_from_an_expired_version_raises_gone() -> None:
                 ):
                     pass
     finally:
+        await registry.close()
         await backend.close()
