@@ -1,5 +1,6 @@
-"""HttpClient against the real HTTPS edge (over a real Registry) on 127.0.0.1: TLS, both credentials,
-Status errors, streamed watches and 410s, and transport failures."""
+"""HttpClient against the real HTTPS edge over a real Registry on 127.0.0.1: TLS
+verification, both credentials, Status errors, streamed watches and 410s, and transport
+failures."""
 
 from __future__ import annotations
 
