@@ -161,3 +161,21 @@ def test_active_deadline_forbidden_in_workload_templates() -> None:
             "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in "
             f"{owner} is not Supported"
         ], kind
+
+
+def test_statefulset_policy_and_strategy_messages() -> None:
+    obj = workload("StatefulSet", podManagementPolicy="Sometimes",
+                   updateStrategy={"type": "Later"})  # fmt: skip
+    _, errs = create(r.STATEFULSETS, obj)
+    assert errs == [
+        "spec.podManagementPolicy: Invalid value: \"Sometimes\": must be 'OrderedReady' or "
+        "'Parallel'",
+        'spec.updateStrategy: Invalid value: {"type":"Later"}: must be \'RollingUpdate\' or '
+        "'OnDelete'",
+    ]
+    obj = workload("StatefulSet", updateStrategy={"type": "OnDelete", "rollingUpdate": {}})
+    _, errs = create(r.STATEFULSETS, obj)
+    assert errs == [
+        "spec.updateStrategy.rollingUpdate: Invalid value: {}: only allowed for updateStrategy "
+        "'RollingUpdate'"
+    ]

@@ -20,7 +20,6 @@ from kubeling.registry.kinds.pods import default_pod_template, validate_pod_temp
 from kubeling.registry.kinds.storage import default_claim
 from kubeling.registry.validation import (
     go_string_map,
-    is_dns1123_label,
     selector_matches,
     validate_immutable,
     validate_label_selector,
@@ -75,12 +74,10 @@ def _validate_template(
     return errs
 
 
-def _workload_common(spec: dict[str, Any], path: Path) -> list[FieldError]:
-    errs = validate_nonnegative(spec.get("replicas"), path.child("replicas"))
-    errs.extend(validate_nonnegative(spec.get("minReadySeconds"), path.child("minReadySeconds")))
-    errs.extend(
-        validate_nonnegative(spec.get("revisionHistoryLimit"), path.child("revisionHistoryLimit"))
-    )
+def _nonneg(spec: dict[str, Any], path: Path, *keys: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for key in keys:
+        errs.extend(validate_nonnegative(spec.get(key), path.child(key)))
     return errs
 
 
@@ -125,14 +122,14 @@ class DeploymentStrategy(_WorkloadStrategy):
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec") or {}
         sp = Path("spec")
-        errs = _workload_common(spec, sp)
+        errs = _nonneg(spec, sp, "replicas")
         errs.extend(_validate_selector(spec, sp, kind="deployment"))
         errs.extend(_validate_template(spec, sp, spec_rules=True))
         strategy = spec.get("strategy") or {}
         stype = strategy.get("type", "")
         stp = sp.child("strategy")
         if stype not in ("Recreate", "RollingUpdate"):
-            errs.append(f.not_supported(stp.child("type"), stype, ("Recreate", "RollingUpdate")))
+            errs.append(f.not_supported(stp, stype, ("Recreate", "RollingUpdate")))
         rolling = strategy.get("rollingUpdate")
         if stype == "Recreate" and rolling is not None:
             errs.append(
@@ -154,6 +151,7 @@ class DeploymentStrategy(_WorkloadStrategy):
                     "may not be 0 when `maxSurge` is 0",
                 )
             )
+        errs.extend(_nonneg(spec, sp, "minReadySeconds", "revisionHistoryLimit"))
         deadline = spec.get("progressDeadlineSeconds")
         if deadline is not None:
             errs.extend(validate_nonnegative(deadline, sp.child("progressDeadlineSeconds")))
@@ -189,8 +187,9 @@ class ReplicaSetStrategy(_WorkloadStrategy):
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec") or {}
         sp = Path("spec")
-        errs = _workload_common(spec, sp)
-        errs.extend(_validate_selector(spec, sp, kind="replicaset"))
+        errs = _nonneg(spec, sp, "replicas", "minReadySeconds")
+        # upstream's ReplicaSet text says "deployment" too
+        errs.extend(_validate_selector(spec, sp, kind="deployment"))
         errs.extend(_validate_template(spec, sp, spec_rules=True))
         return errs
 
@@ -201,7 +200,6 @@ class ReplicaSetStrategy(_WorkloadStrategy):
 # -- StatefulSet -----------------------------------------------------------------------------
 
 POD_MANAGEMENT_POLICIES: Final = ("OrderedReady", "Parallel")
-STS_UPDATE_TYPES: Final = ("OnDelete", "RollingUpdate")
 RETENTION_POLICIES: Final = ("Delete", "Retain")
 _STS_MUTABLE: Final = (
     "replicas",
@@ -236,43 +234,47 @@ class StatefulSetStrategy(_WorkloadStrategy):
     def validate(self, obj: Obj) -> list[FieldError]:
         spec = obj.get("spec") or {}
         sp = Path("spec")
-        errs = _workload_common(spec, sp)
+        errs: list[FieldError] = []
         policy = spec.get("podManagementPolicy", "")
-        if policy not in POD_MANAGEMENT_POLICIES:
+        if not policy:
+            errs.append(f.required(sp.child("podManagementPolicy")))
+        elif policy not in POD_MANAGEMENT_POLICIES:
             errs.append(
-                f.not_supported(sp.child("podManagementPolicy"), policy, POD_MANAGEMENT_POLICIES)
+                f.invalid(
+                    sp.child("podManagementPolicy"), policy, "must be 'OrderedReady' or 'Parallel'"
+                )
             )
         strategy = spec.get("updateStrategy") or {}
         up = sp.child("updateStrategy")
         stype = strategy.get("type", "")
-        if stype not in STS_UPDATE_TYPES:
-            errs.append(f.not_supported(up.child("type"), stype, STS_UPDATE_TYPES))
         rolling = strategy.get("rollingUpdate")
-        if stype == "OnDelete" and rolling is not None:
-            errs.append(
-                f.invalid(
-                    up.child("rollingUpdate"),
-                    rolling,
-                    "only allowed for updateStrategy 'RollingUpdate'",
+        if not stype:
+            errs.append(f.required(up))
+        elif stype == "OnDelete":
+            if rolling is not None:
+                errs.append(
+                    f.invalid(
+                        up.child("rollingUpdate"),
+                        rolling,
+                        "only allowed for updateStrategy 'RollingUpdate'",
+                    )
                 )
-            )
-        if isinstance(rolling, dict):
-            errs.extend(
-                validate_nonnegative(
-                    rolling.get("partition"), up.child("rollingUpdate", "partition")
+        elif stype == "RollingUpdate":
+            if isinstance(rolling, dict):
+                errs.extend(
+                    validate_nonnegative(
+                        rolling.get("partition"), up.child("rollingUpdate", "partition")
+                    )
                 )
-            )
+        else:
+            errs.append(f.invalid(up, strategy, "must be 'RollingUpdate' or 'OnDelete'"))
         retention = spec.get("persistentVolumeClaimRetentionPolicy") or {}
         rp = sp.child("persistentVolumeClaimRetentionPolicy")
         for key in ("whenDeleted", "whenScaled"):
             value = retention.get(key, "")
             if value not in RETENTION_POLICIES:
                 errs.append(f.not_supported(rp.child(key), value, RETENTION_POLICIES))
-        service = spec.get("serviceName", "")
-        if service:
-            errs.extend(
-                f.invalid(sp.child("serviceName"), service, m) for m in is_dns1123_label(service)
-            )
+        errs.extend(_nonneg(spec, sp, "replicas", "minReadySeconds"))
         ordinals = spec.get("ordinals") or {}
         errs.extend(validate_nonnegative(ordinals.get("start"), sp.child("ordinals", "start")))
         errs.extend(_validate_selector(spec, sp, kind="statefulset"))
