@@ -24,7 +24,7 @@ from kubeling.client.informer import Informer
 from kubeling.client.interface import Client
 from kubeling.client.local import LocalClient
 from kubeling.cluster import Cluster, ClusterConfig
-from kubeling.machinery.errors import AlreadyExists, Conflict, Invalid, NotFound
+from kubeling.machinery.errors import AlreadyExists, Conflict, Invalid, NotFound, StatusError
 from kubeling.machinery.resources import CONFIGMAPS, EVENTS, NAMESPACES, PODS
 from kubeling.machinery.types import Obj
 from kubeling.registry.registry import Registry
@@ -303,8 +303,8 @@ async def test_transports_agree(tmp_path: pathlib.Path) -> None:
                 ):
                     try:
                         await call
-                    except Exception as e:
-                        out.append((type(e).__name__, str(e), e.kind, e.name))  # type: ignore[attr-defined]
+                    except StatusError as e:
+                        out.append((type(e).__name__, str(e), e.kind, e.name))
                 deleted = await client.delete(
                     PODS, name=name, namespace="default", grace_period_seconds=0
                 )

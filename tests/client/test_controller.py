@@ -23,8 +23,8 @@ pytestmark = pytest.mark.looptime
 class Recording(Controller):
     name = "recording"
 
-    def __init__(self, factory: SharedInformerFactory, **kwargs: object) -> None:
-        super().__init__(rate_limiter=ItemExponentialBackoff(base=1.0, cap=60.0), **kwargs)  # type: ignore[arg-type]
+    def __init__(self, factory: SharedInformerFactory, *, workers: int = 1) -> None:
+        super().__init__(workers=workers, rate_limiter=ItemExponentialBackoff(base=1.0, cap=60.0))
         self.informer = factory.informer(CONFIGMAPS)
         self.watch(self.informer)
         self.seen: list[tuple[str, float]] = []
