@@ -362,3 +362,40 @@ def test_build_table_include_object_modes() -> None:
     assert full["rows"][0]["object"] is cm
     bare = p.build_table(strategy, [cm], now=NOW, include_object="None", list_meta={})
     assert "object" not in bare["rows"][0]
+
+
+def test_pod_sidecar_counts_as_ready_container_and_init_restarts_drop() -> None:
+    obj = pod(
+        {
+            "phase": "Running",
+            "podIPs": [{"ip": "10.0.0.9"}],
+            "conditions": [{"type": "Initialized", "status": "True"}],
+            "initContainerStatuses": [
+                {"name": "setup", "restartCount": 4, "state": {"terminated": {"exitCode": 0}}},
+                {"name": "proxy", "restartCount": 1, "started": True, "ready": True,
+                 "state": {"running": {}},
+                 "lastState": {"terminated": {"exitCode": 1, "finishedAt": ts(120)}}},
+            ],
+            "containerStatuses": [
+                {"name": "c0", "ready": True, "restartCount": 0, "state": {"running": {}}}
+            ],
+        }
+    )  # fmt: skip
+    obj["spec"]["initContainers"] = [
+        {"name": "setup"},
+        {"name": "proxy", "restartPolicy": "Always"},
+    ]
+    row = p.pod_row(obj, now=NOW)
+    assert row[1:4] == ["2/2", "Running", "1 (2m ago)"]
+    assert row[5] == "10.0.0.9"
+
+
+def test_pvc_volume_attributes_class_unset_only_when_absent() -> None:
+    claim = {"metadata": meta("c"), "spec": {"volumeAttributesClassName": "gold"}, "status": {}}
+    assert p.pvc_row(claim, now=NOW)[6] == "gold"
+    assert p.pvc_row({"metadata": meta("c"), "spec": {}}, now=NOW)[6] == "<unset>"
+
+
+def test_replicaset_empty_selector_prints_none() -> None:
+    rs = {"metadata": meta("rs"), "spec": {"replicas": 1}, "status": {}}
+    assert p.replicaset_row(rs, now=NOW) == ["rs", 1, 0, 0, "5m", "", "", "<none>"]

@@ -137,6 +137,11 @@ def _template_containers(obj: Obj) -> tuple[str, str]:
     return names, images
 
 
+def _unset(value: Any) -> str:
+    """Upstream prints ``<unset>`` for a nil pointer field, the value otherwise."""
+    return "<unset>" if value is None else str(value)
+
+
 def _list_with_more(items: list[str], more: bool, count: int, limit: int) -> str:
     text = ",".join(items)
     return f"{text} + {count - limit} more..." if more else text
@@ -186,6 +191,12 @@ def _terminated_reason(term: Mapping[str, Any], prefix: str = "") -> str:
     return f"{prefix}ExitCode:{term.get('exitCode', 0)}"
 
 
+def _pod_ip(status: Mapping[str, Any]) -> str:
+    ips = status.get("podIPs") or []
+    ip = ips[0].get("ip", "") if ips else status.get("podIP", "")
+    return str(ip) if ip else "<none>"
+
+
 def pod_row(pod: Obj, *, now: float) -> list[Any]:
     """Upstream ``printPod``: READY, the STATUS reason and RESTARTS with its last time."""
     spec, status = _spec(pod), _status(pod)
@@ -209,6 +220,8 @@ def pod_row(pod: Obj, *, now: float) -> list[Any]:
             last_restart = finished
 
     initializing = False
+    sidecar_restarts = 0
+    sidecar_last: float | None = None
     init_statuses = status.get("initContainerStatuses") or []
     for i, cs in enumerate(init_statuses):
         restarts += int(cs.get("restartCount") or 0)
@@ -216,11 +229,18 @@ def pod_row(pod: Obj, *, now: float) -> list[Any]:
         state = cs.get("state") or {}
         term, waiting = state.get("terminated"), state.get("waiting")
         is_sidecar = cs.get("name") in sidecars
-        if is_sidecar and cs.get("started") and state.get("running") is not None:
+        if is_sidecar:
+            sidecar_restarts += int(cs.get("restartCount") or 0)
+            finished = parse_time(
+                ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+            )
+            if finished is not None and (sidecar_last is None or finished > sidecar_last):
+                sidecar_last = finished
+        if term is not None and term.get("exitCode", 0) == 0:
+            continue
+        if is_sidecar and cs.get("started"):
             if cs.get("ready"):
                 ready += 1
-            continue
-        if term is not None and term.get("exitCode", 0) == 0:
             continue
         if term is not None:
             reason = _terminated_reason(term, "Init:")
@@ -232,6 +252,8 @@ def pod_row(pod: Obj, *, now: float) -> list[Any]:
         break
 
     if not initializing or _condition_true(status, "Initialized"):
+        # only sidecars' restarts count once the pod is initialized
+        restarts, last_restart = sidecar_restarts, sidecar_last
         has_running = False
         for cs in reversed(status.get("containerStatuses") or []):
             restarts += int(cs.get("restartCount") or 0)
@@ -273,7 +295,7 @@ def pod_row(pod: Obj, *, now: float) -> list[Any]:
         reason,
         restarts_text,
         age(pod, now=now),
-        status.get("podIP") or "<none>",
+        _pod_ip(status),
         spec.get("nodeName") or "<none>",
         status.get("nominatedNodeName") or "<none>",
         gates_text,
@@ -326,9 +348,9 @@ def pvc_row(pvc: Obj, *, now: float) -> list[Any]:
         capacity,
         access,
         claim_class(pvc),
-        spec.get("volumeAttributesClassName") or "<unset>",
+        _unset(spec.get("volumeAttributesClassName")),
         age(pvc, now=now),
-        spec.get("volumeMode") or "<unset>",
+        _unset(spec.get("volumeMode")),
     ]
 
 
@@ -384,10 +406,10 @@ def pv_row(pv: Obj, *, now: float) -> list[Any]:
         "Terminating" if _deleting(pv) else status.get("phase", ""),
         claim,
         volume_class(pv),
-        spec.get("volumeAttributesClassName") or "<unset>",
+        _unset(spec.get("volumeAttributesClassName")),
         status.get("reason", ""),
         age(pv, now=now),
-        spec.get("volumeMode") or "<unset>",
+        _unset(spec.get("volumeMode")),
     ]
 
 
@@ -824,7 +846,7 @@ def replicaset_row(rs: Obj, *, now: float) -> list[Any]:
         age(rs, now=now),
         names,
         images,
-        selector_string(spec.get("selector")),
+        selector_string(spec.get("selector")) or "<none>",
     ]
 
 
