@@ -281,6 +281,24 @@ async def test_agent_restart_adopts_known_pods_and_removes_others(runc_node: Nod
     await attached.teardown(grace_seconds=1)
 
 
+async def test_node_shutdown_stops_every_pod_and_removes_the_bridge(runc_node: Node) -> None:
+    first = await sandbox_for(runc_node, make_pod("one", [{"name": "app"}]))
+    second = await sandbox_for(
+        runc_node,
+        make_pod("two", [{"name": "app"}], [{"name": "m", "emptyDir": {"medium": "Memory"}}]),
+    )
+    await first.start_container("app")
+    await second.start_container("app")
+    assert runc_node.network is not None
+    assert link_exists(runc_node.network.bridge)
+    await runc_node.shutdown(grace_seconds=0.5)
+    assert await runc_node.runtime.list_containers() == []
+    assert not link_exists(runc_node.network.bridge)
+    assert mounts.mounts_under(runc_node.data_dir) == []
+    # Logs are kept on shutdown (the pods may come back); they go with pod deletion.
+    assert first.log_path("app").exists()
+
+
 async def test_teardown_cleans_up_after_partial_set_up(runc_node: Node) -> None:
     pod = make_pod("half", [{"name": "app"}], [{"name": "mem", "emptyDir": {"medium": "Memory"}}])
     volumes, _ = await runc_node.prepare_volumes(pod, VolumeSources())

@@ -400,6 +400,15 @@ def test_sub_path_of_config_map_key_is_refreshed_in_place(tmp_path: Path) -> Non
     assert vol.refresh(VolumeSources(config_maps={"app": cm("app", conf="version2")}))
     assert stable.read_text() == "version2"
     assert stable.stat().st_ino == inode
+    # An agent restart re-prepares the volume: the copy is still known and still refreshed.
+    again = prepare_volume(
+        p["spec"]["volumes"][0],
+        pod=p,
+        pod_dir=tmp_path,
+        sources=VolumeSources(config_maps={"app": cm("app", conf="version2")}),
+    )
+    assert again.refresh(VolumeSources(config_maps={"app": cm("app", conf="three")}))
+    assert stable.read_text() == "three" and stable.stat().st_ino == inode
     teardown_pod_volumes(tmp_path)
 
 

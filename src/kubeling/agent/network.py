@@ -72,6 +72,7 @@ class BridgeNetwork:
         self.gateway = str(next(self.subnet.hosts()))
         self.state_dir = state_dir / "network" / bridge
         self.ipam_dir = self.state_dir / "ipam"
+        self._bridge_lock = asyncio.Lock()
 
     @property
     def dns_ip(self) -> str:
@@ -87,6 +88,10 @@ class BridgeNetwork:
 
     async def ensure_bridge(self) -> bool:
         """Create the bridge with the gateway address; True when this call created it."""
+        async with self._bridge_lock:  # pods set up concurrently must not both create it
+            return await self._ensure_bridge()
+
+    async def _ensure_bridge(self) -> bool:
         if await self._link_exists(self.bridge):
             return False
         routes = json.loads(await ip("-j", "-4", "route", "show", "table", "all") or "[]")

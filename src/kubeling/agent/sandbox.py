@@ -101,6 +101,22 @@ class Node:
             gone.append(uid)
         return adopted, gone
 
+    async def shutdown(self, *, grace_seconds: float = 30) -> None:
+        """Agent stop: every pod torn down, then the bridge if kubeling created it."""
+        uids = self.known_pod_uids() | {i.pod_uid for i in await self.runtime.list_containers()}
+        results = await asyncio.gather(
+            *(
+                teardown_pod(self, uid, grace_seconds=grace_seconds, keep_logs=True)
+                for uid in sorted(uids)
+            ),
+            return_exceptions=True,
+        )
+        if self.network is not None:
+            await self.network.remove_bridge()
+        failures = [str(r) for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise AgentError("; ".join(failures))
+
 
 def container_id(pod_uid: str, name: str) -> str:
     return f"{pod_uid}_{name}"

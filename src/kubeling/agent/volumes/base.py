@@ -36,7 +36,7 @@ class VolumeSources:
     """The pod as it is now, when the downward API should see changed labels/annotations."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class SubPathCopy:
     """A subPath of an atomically written volume, kept as a stable inode (see subpath.py)."""
 
@@ -57,7 +57,6 @@ class PreparedVolume:
     """The directory this volume created; removed (after unmounting) on teardown."""
     writer: AtomicWriter | None = None
     project: Callable[[VolumeSources], Payload] | None = None
-    subpath_copies: list[SubPathCopy] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property

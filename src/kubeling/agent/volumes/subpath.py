@@ -10,19 +10,25 @@ each subPath gets a *stable copy* — a file (or directory tree) with a fixed in
 inside the volume's own directory as ``..subpath_<container>_<index>`` (``..`` names are
 reserved by the writer; for secrets this stays on the tmpfs) — and that copy is bound.
 After every atomic update the copies are rewritten in place (same inode), so the running
-container sees the change at once. Trade-off: an in-place rewrite is not atomic; a reader
+container sees the change at once. The copies are listed in ``..subpaths.json`` in the
+volume directory, so an agent that restarts (and re-prepares the volume) keeps refreshing
+them. Trade-off: an in-place rewrite is not atomic; a reader
 racing the refresh may see a partly written file for an instant. Whole-volume mounts keep
 full atomicity.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 from kubeling.agent.errors import VolumeSetupError
 from kubeling.agent.volumes.base import PreparedVolume, SubPathCopy
+
+REGISTRY = "..subpaths.json"
+"""Stable copy name → subPath, kept on disk so a restarted agent still refreshes them."""
 
 
 def _check_sub_path(volume: str, sub_path: str) -> None:
@@ -78,8 +84,12 @@ def resolve_sub_path(volume: PreparedVolume, sub_path: str, *, container: str, i
             )
         stable = volume.path / f"..subpath_{container}_{index}"
         _sync_tree(src.resolve(), stable)
-        if not any(c.stable == stable for c in volume.subpath_copies):
-            volume.subpath_copies.append(SubPathCopy(sub_path=sub_path, stable=stable))
+        registry = _load_registry(volume.path)
+        if registry.get(stable.name) != sub_path:
+            registry[stable.name] = sub_path
+            tmp = volume.path / f"{REGISTRY}.tmp"
+            tmp.write_text(json.dumps(registry))
+            os.rename(tmp, volume.path / REGISTRY)
         return stable
     base = volume.path.resolve()
     full = volume.path / sub_path
@@ -95,9 +105,25 @@ def resolve_sub_path(volume: PreparedVolume, sub_path: str, *, container: str, i
     return real
 
 
+def _load_registry(volume_dir: Path) -> dict[str, str]:
+    try:
+        data: dict[str, str] = json.loads((volume_dir / REGISTRY).read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def subpath_copies(volume: PreparedVolume) -> list[SubPathCopy]:
+    """The stable copies of this volume, read from its on-disk registry."""
+    return [
+        SubPathCopy(sub_path=sub, stable=volume.path / name)
+        for name, sub in sorted(_load_registry(volume.path).items())
+    ]
+
+
 def refresh_copies(volume: PreparedVolume) -> None:
     """Called after each atomic update: bring every stable copy in line, in place."""
-    for copy in volume.subpath_copies:
+    for copy in subpath_copies(volume):
         src = volume.path / copy.sub_path
         if src.exists():
             _sync_tree(src.resolve(), copy.stable)
