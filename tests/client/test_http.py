@@ -441,3 +441,22 @@ def _self_signed_ca_pem() -> bytes:
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+async def test_http_logs_each_server_warning_once(caplog: pytest.LogCaptureFixture) -> None:
+    def handler(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={"kind": "ConfigMap"},
+            headers=[
+                ("Warning", '299 - "unknown field \\"bogus\\""'),
+                ("Warning", '199 - "ignored code"'),
+            ],
+        )
+
+    client = _client(handler)
+    with caplog.at_level("WARNING", logger="kubeling.client.http"):
+        await client.get(CONFIGMAPS, name="a", namespace="default")
+        await client.get(CONFIGMAPS, name="a", namespace="default")
+    await client.close()
+    assert [r.getMessage() for r in caplog.records] == ['API server warning: unknown field "bogus"']

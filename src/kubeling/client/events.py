@@ -157,8 +157,10 @@ class EventRecorder:
 
     async def _writer(self) -> None:
         assert self._queue is not None
-        while True:
-            event = await self._queue.get()
+        # The writer ends when the queue runs dry and ``_enqueue`` starts a new one, so an
+        # idle recorder that nobody closes leaves no task pending when the loop ends.
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
             try:
                 await self._record(event)
             except asyncio.CancelledError:
