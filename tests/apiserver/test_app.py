@@ -124,7 +124,10 @@ async def test_apps_discovery_scale_names_autoscaling_group(client: httpx.AsyncC
 async def test_group_list_names_every_served_group(client: httpx.AsyncClient) -> None:
     body = (await client.get("/apis")).json()
     names = {g["name"] for g in body["groups"]}
-    assert {r.group for r in resources.ALL if r.group} == names
+    assert {r.group for r in resources.ALL if r.group} | {
+        "authorization.k8s.io",
+        "authentication.k8s.io",
+    } == names
     api = (await client.get("/api")).json()
     assert api["versions"] == ["v1"]
 
@@ -295,3 +298,39 @@ async def test_aggregated_discovery_only_when_asked(client: httpx.AsyncClient) -
     plain = await client.get("/apis", headers={"Accept": "application/json"})
     assert plain.headers["content-type"] == "application/json"
     assert plain.json()["kind"] == "APIGroupList"
+
+
+async def test_self_subject_access_review_allows_and_echoes_spec(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}
+    r = await client.post(
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        json={
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": spec,
+        },
+    )
+    assert r.status_code == 201
+    assert r.json()["spec"] == spec
+    assert r.json()["status"] == {"allowed": True}
+
+
+async def test_self_subject_access_review_without_attributes_is_invalid(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post(
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", json={"spec": {}}
+    )
+    assert r.status_code == 422
+    assert r.json()["details"]["causes"][0]["field"] == "spec.resourceAttributes"
+
+
+async def test_self_subject_review_names_the_caller(client: httpx.AsyncClient) -> None:
+    r = await client.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", content=b"")
+    assert r.status_code == 201
+    assert r.json()["status"]["userInfo"] == {
+        "username": ADMIN.name,
+        "groups": list(ADMIN.groups),
+    }

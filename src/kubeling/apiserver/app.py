@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import orjson
 
-from kubeling.apiserver import discovery
+from kubeling.apiserver import discovery, reviews
 from kubeling.apiserver.auth import Authenticator, authenticate
 from kubeling.apiserver.handlers import ResourceHandler, Target
 from kubeling.apiserver.http import (
@@ -118,7 +118,7 @@ class App:
         registry: Any,
         authenticators: Sequence[Authenticator],
         server_address: str,
-        catalogue: Sequence[ResourceInfo] = resources.ALL,
+        catalogue: Sequence[ResourceInfo] = (*resources.ALL, *reviews.RESOURCES),
         ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self.authenticators = list(authenticators)
@@ -221,6 +221,9 @@ class App:
         else:
             raise _NOT_FOUND
         target = self._resolve(gv, rest)
+        if target.info in reviews.RESOURCES and not target.name:
+            await reviews.handle(req, send, target.info, user)
+            return
         await self._resources.handle(req, send, target, user)
 
     def _resolve(self, gv: str, rest: list[str]) -> Target:

@@ -212,6 +212,11 @@ class ResourceHandler:
                 f'"None", "Metadata", "Object"'
             )
         strategy = self._registry.store(target.info).strategy
+        if include == "Object":
+            # List items omit their type meta, but a row's embedded object must carry it:
+            # kubectl decodes it on its own (``--sort-by``).
+            info = target.info
+            objects = [{"kind": info.kind, "apiVersion": info.api_version, **o} for o in objects]
         table = build_table(
             strategy, objects, now=time.time(), include_object=include, list_meta=list_meta or {}
         )
