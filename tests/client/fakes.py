@@ -5,13 +5,14 @@ watch replay that tests can compact, and hooks to break watches on purpose."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kubeling.client.interface import PatchType, WatchEvent
 from kubeling.machinery.errors import AlreadyExists, Gone, NotFound, StatusError
-from kubeling.machinery.types import Obj, ResourceInfo
+from kubeling.machinery.types import Obj, ResourceInfo, WatchEventType
 
 _END = object()
 
@@ -32,7 +33,7 @@ class FakeClient:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.rv = 100
-        self.history: list[tuple[int, str, str, Obj]] = []
+        self.history: list[tuple[int, str, WatchEventType, Obj]] = []
         self.oldest = 0
         self.watchers: list[tuple[str, str, str, asyncio.Queue[Any]]] = []
         self.calls: list[tuple[str, str]] = []
@@ -46,7 +47,7 @@ class FakeClient:
         self.rv += 1
         return self.rv
 
-    def _emit(self, plural: str, etype: str, obj: Obj) -> None:
+    def _emit(self, plural: str, etype: WatchEventType, obj: Obj) -> None:
         rv = int(obj["metadata"]["resourceVersion"])
         self.history.append((rv, plural, etype, copy.deepcopy(obj)))
         for w_plural, ns, sel, queue in self.watchers:
@@ -232,7 +233,7 @@ class FakeClient:
         resource: ResourceInfo,
         *,
         name: str,
-        patch: Obj | list[Obj],
+        patch: Obj | builtins.list[Obj],
         patch_type: PatchType,
         namespace: str = "",
         subresource: str = "",
