@@ -231,3 +231,10 @@ def test_pod_graceful_delete_period(
 
     obj = {"metadata": {"name": "p"}, "spec": spec, "status": status}
     assert strategies()[r.PODS].check_graceful_delete(obj, options) == period
+
+
+def test_pod_host_network_ports_default_host_port() -> None:
+    c = {"name": "a", "image": "x:1", "ports": [{"containerPort": 8080}]}
+    out, errs = create(r.PODS, pod(hostNetwork=True, containers=[c]))
+    assert errs == []
+    assert out["spec"]["containers"][0]["ports"][0]["hostPort"] == 8080

@@ -195,3 +195,10 @@ def test_storageclass_immutable_fields() -> None:
     ]
     expandable = {**old, "allowVolumeExpansion": True}
     assert update(r.STORAGECLASSES, expandable, old)[1] == []
+
+
+def test_pvc_same_size_in_other_units_is_not_a_change() -> None:
+    old, _ = create(r.PERSISTENTVOLUMECLAIMS, pvc())
+    new = copy.deepcopy(old)
+    new["spec"]["resources"]["requests"]["storage"] = "1024Mi"
+    assert update(r.PERSISTENTVOLUMECLAIMS, new, old)[1] == []

@@ -283,6 +283,8 @@ class ServiceStrategy(PrintedStrategy):
             spec.setdefault("internalTrafficPolicy", "Cluster")
         if spec["type"] in ("NodePort", "LoadBalancer"):
             spec.setdefault("externalTrafficPolicy", "Cluster")
+        if spec["type"] == "LoadBalancer":
+            spec.setdefault("allocateLoadBalancerNodePorts", True)
         for port in spec.get("ports") or []:
             if not isinstance(port, dict):
                 continue

@@ -167,6 +167,11 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
     for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
         if isinstance(c, dict):
             _default_container(c)
+            if spec.get("hostNetwork"):
+                # with the host's network a container port is a host port
+                for port in c.get("ports") or []:
+                    if isinstance(port, dict) and not port.get("hostPort"):
+                        port["hostPort"] = port.get("containerPort")
     for vol in spec.get("volumes") or []:
         if isinstance(vol, dict):
             default_volume(vol)

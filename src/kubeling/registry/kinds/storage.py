@@ -123,6 +123,20 @@ def validate_claim_spec(spec: dict[str, Any], path: Path) -> list[FieldError]:
     return errs
 
 
+def _canonical_resources(spec: dict[str, Any]) -> None:
+    """Quantities compare semantically upstream (``1Gi`` equals ``1024Mi``)."""
+    resources = spec.get("resources")
+    if not isinstance(resources, dict):
+        return
+    for part in ("requests", "limits"):
+        values = resources.get(part)
+        if isinstance(values, dict):
+            for name, value in values.items():
+                q = quantity(value)
+                if q is not None:
+                    values[name] = q.canonical()
+
+
 @dataclass(kw_only=True)
 class PersistentVolumeClaimStrategy(PrintedStrategy):
     status_subresource: ClassVar[bool] = True
@@ -156,6 +170,8 @@ class PersistentVolumeClaimStrategy(PrintedStrategy):
                 new_req["storage"] = old_req["storage"]
             else:
                 new_req.pop("storage", None)
+        _canonical_resources(nspec)
+        _canonical_resources(ospec)
         clean_new = {k: v for k, v in nspec.items() if v is not None}
         clean_old = {k: v for k, v in ospec.items() if v is not None}
         if clean_new != clean_old:
