@@ -271,6 +271,7 @@ def record_update(
     api_version: str,
     now: Callable[[], float],
     skip_status: bool = False,
+    subresource: str = "",
 ) -> None:
     """Record ``manager``'s write in ``new.metadata.managedFields`` (in place).
 
@@ -299,7 +300,8 @@ def record_update(
     out: list[dict[str, Any]] = []
     mine: dict[str, Any] | None = None
     for e in entries:
-        if e.get("manager") == manager and e.get("operation") == operation:
+        same = (e.get("manager"), e.get("operation"), e.get("subresource", ""))
+        if same == (manager, operation, subresource):
             mine = e
             continue
         fields = e.get("fieldsV1") or {}
@@ -321,6 +323,8 @@ def record_update(
             "fieldsType": "FieldsV1",
             "fieldsV1": fields,
         }
+        if subresource:
+            entry["subresource"] = subresource
         if mine is not None and before == fields and mine.get("apiVersion") == api_version:
             entry["time"] = mine.get("time", entry["time"])
         out.append(entry)

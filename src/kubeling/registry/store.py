@@ -789,9 +789,15 @@ class ResourceStore:
         subresource: str = "",
         allow_create: bool | None = None,
         operation: str = "Update",
+        fields_subresource: str | None = None,
     ) -> tuple[Obj, bool]:
         """Read, build the new object from the current one, prepare, swap; retry on a lost
-        race unless the client set a resourceVersion precondition (``GuaranteedUpdate``)."""
+        race unless the client set a resourceVersion precondition (``GuaranteedUpdate``).
+
+        ``build`` gets the current object in the served form (None when absent) and returns
+        the new one in the internal form (``_decode_body`` output). ``subresource`` picks the
+        status split (``"status"``) or none; ``fields_subresource`` is what the managedFields
+        entry names (defaults to ``subresource``; ``scale`` writes the parent)."""
         key = self._key(namespace, name)
         if allow_create is None:
             allow_create = self.strategy.allow_create_on_update and not subresource
@@ -838,6 +844,9 @@ class ResourceStore:
                 ctx=ctx,
                 subresource=subresource,
                 operation=operation,
+                fields_subresource=subresource
+                if fields_subresource is None
+                else fields_subresource,
             )
             if self._should_delete_during_update(prepared, current):
                 if ctx.dry_run:
@@ -906,6 +915,7 @@ class ResourceStore:
         ctx: RequestContext,
         subresource: str,
         operation: str,
+        fields_subresource: str = "",
     ) -> Obj:
         self.strategy.default(new)
         await self._admit(
@@ -966,6 +976,7 @@ class ResourceStore:
             operation=operation,
             api_version=self.info.api_version,
             now=self.now,
+            subresource=fields_subresource,
         )
         errs = meta.validate_object_meta_update(
             new, old, namespaced=self.info.namespaced, name_validation=self.strategy.name_validation

@@ -232,6 +232,7 @@ class Scale(Subresource):
             build=build,
             precondition=precondition,
             allow_create=False,
+            fields_subresource="scale",
         )
         return scale_of(parent), False
 
