@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import pathlib
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
 import yaml
 
-from tests.e2e.conftest import Kubeling, start_kubeling, stop_kubeling
+from tests.e2e.conftest import Kubeling, kubectl_path, start_kubeling, stop_kubeling
 
 pytestmark = pytest.mark.e2e
 
@@ -187,3 +188,116 @@ def test_restart_on_same_data_dir_keeps_objects(
         assert second.token == first.token
     finally:
         assert stop_kubeling(second) == 0
+
+
+def test_sort_by_uses_full_row_objects(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "sorting")
+    for name in ("zeta", "alpha", "mid"):
+        k.ok("create", "configmap", name, "-n", ns, "--from-literal=a=b")
+    lines = k.ok("get", "cm", "-n", ns, "--sort-by=.metadata.name").splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["alpha", "mid", "zeta"]
+
+
+def test_label_annotate_patch_and_scale(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "writes")
+    k.ok("create", "configmap", "cm", "-n", ns, "--from-literal=a=b")
+    assert k.ok("label", "cm", "cm", "-n", ns, "x=y").strip() == "configmap/cm labeled"
+    assert k.ok("annotate", "cm", "cm", "-n", ns, "n=1").strip() == "configmap/cm annotated"
+    assert (
+        k.ok("patch", "cm", "cm", "-n", ns, "-p", '{"data":{"a":"c"}}').strip()
+        == "configmap/cm patched"
+    )
+    assert (
+        k.ok("patch", "cm", "cm", "-n", ns, "-p", '{"data":{"a":"c"}}').strip()
+        == "configmap/cm patched (no change)"
+    )
+    assert (
+        k.ok(
+            "patch",
+            "cm",
+            "cm",
+            "-n",
+            ns,
+            "--type",
+            "json",
+            "-p",
+            '[{"op":"add","path":"/data/j","value":"k"}]',
+        ).strip()
+        == "configmap/cm patched"
+    )
+    obj = json.loads(k.ok("get", "cm", "cm", "-n", ns, "-o", "json"))
+    assert obj["data"] == {"a": "c", "j": "k"}
+    assert obj["metadata"]["labels"] == {"x": "y"}
+    assert obj["metadata"]["annotations"] == {"n": "1"}
+
+    sts = (TUTORIAL / "15-statefulset.yaml").read_text()
+    k.ok("apply", "-n", ns, "-f", "-", input=sts)
+    assert k.ok("scale", "-n", ns, "sts", "web", "--replicas=5").strip() == (
+        "statefulset.apps/web scaled"
+    )
+    assert k.ok("get", "-n", ns, "sts", "web", "-o", "jsonpath={.spec.replicas}") == "5"
+
+
+def test_server_side_apply_and_server_dry_run(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "ssa")
+    manifest = CM.format(ns=ns)
+    out = k.ok("apply", "--server-side", "-f", "-", input=manifest)
+    assert out.strip() == "configmap/settings serverside-applied"
+    managers = json.loads(
+        k.ok("get", "cm", "settings", "-n", ns, "-o", "json", "--show-managed-fields")
+    )
+    assert [m["manager"] for m in managers["metadata"]["managedFields"]] == ["kubectl"]
+    out = k.ok("create", "configmap", "dry", "-n", ns, "--from-literal=a=b", "--dry-run=server")
+    assert out.strip() == "configmap/dry created (server dry run)"
+    r = k.kubectl("get", "cm", "dry", "-n", ns)
+    assert r.returncode == 1
+    assert "NotFound" in r.stderr
+
+
+def test_auth_can_i_and_whoami(shared_kubeling: Kubeling) -> None:
+    assert shared_kubeling.ok("auth", "can-i", "create", "pods").strip() == "yes"
+    who = shared_kubeling.ok("auth", "whoami").splitlines()
+    assert who[1].split() == ["Username", "kubernetes-admin"]
+
+
+def test_get_watch_prints_table_rows_for_changes(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "watching")
+    proc = subprocess.Popen(
+        [
+            kubectl_path(),
+            f"--kubeconfig={k.kubeconfig}",
+            f"--cache-dir={k.cache_dir}",
+            "get",
+            "cm",
+            "-n",
+            ns,
+            "-w",
+            "--request-timeout=30s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        k.ok("create", "configmap", "first", "-n", ns, "--from-literal=a=b")
+        header = proc.stdout.readline()
+        assert header.split() == ["NAME", "DATA", "AGE"]
+        assert proc.stdout.readline().split()[:2] == ["first", "1"]
+        k.ok("label", "cm", "first", "-n", ns, "x=y")
+        assert proc.stdout.readline().split()[:2] == ["first", "1"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_delete_waits_until_gone_and_wait_for_delete_returns(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "waiting")
+    k.ok("create", "configmap", "w", "-n", ns, "--from-literal=a=b")
+    assert k.ok("delete", "cm", "w", "-n", ns, "--wait=true").strip() == 'configmap "w" deleted'
+    assert k.kubectl("wait", "--for=delete", "cm/w", "-n", ns, "--timeout=10s").returncode == 0
