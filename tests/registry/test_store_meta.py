@@ -62,7 +62,7 @@ async def test_status_write_records_status_subresource_entry(registry: Registry)
         subresource="status",
     )
     assert out["status"]["phase"] == "Bound"
-    entry = [e for e in out["metadata"]["managedFields"] if e["manager"] == "binder"][0]
+    entry = next(e for e in out["metadata"]["managedFields"] if e["manager"] == "binder")
     assert entry["subresource"] == "status"
     assert entry["fieldsV1"] == {"f:status": {"f:phase": {}}}
 
