@@ -399,3 +399,12 @@ def test_pvc_volume_attributes_class_unset_only_when_absent() -> None:
 def test_replicaset_empty_selector_prints_none() -> None:
     rs = {"metadata": meta("rs"), "spec": {"replicas": 1}, "status": {}}
     assert p.replicaset_row(rs, now=NOW) == ["rs", 1, 0, 0, "5m", "", "", "<none>"]
+
+
+def test_event_row_events_v1_list_item_without_type_meta() -> None:
+    item = {"metadata": meta("x"), "regarding": {"kind": "Pod", "name": "p"}, "note": "hi",
+            "deprecatedCount": 2, "type": "Normal", "reason": "R",
+            "deprecatedLastTimestamp": ts(30), "deprecatedFirstTimestamp": ts(90)}  # fmt: skip
+    row = p.event_row(item, now=NOW)
+    assert row[:4] == ["30s", "Normal", "R", "pod/p"]
+    assert row[6:9] == ["hi", "90s", 2]

@@ -731,9 +731,19 @@ EVENT_COLUMNS: Final = [
 ]
 
 
+_EVENTS_V1_ONLY: Final = ("regarding", "note", "deprecatedSource", "deprecatedCount")
+
+
+def is_events_v1(ev: Obj) -> bool:
+    """Whether an Event is in the events.k8s.io/v1 shape (list items carry no apiVersion)."""
+    if str(ev.get("apiVersion", "")).startswith("events.k8s.io/"):
+        return True
+    return "involvedObject" not in ev and any(k in ev for k in _EVENTS_V1_ONLY)
+
+
 def event_row(ev: Obj, *, now: float) -> list[Any]:
     """``printEvent``; reads both the core/v1 and the events.k8s.io/v1 field names."""
-    v1 = str(ev.get("apiVersion", "")).startswith("events.k8s.io/")
+    v1 = is_events_v1(ev)
     first_ts = ev.get("deprecatedFirstTimestamp") if v1 else ev.get("firstTimestamp")
     last_ts = ev.get("deprecatedLastTimestamp") if v1 else ev.get("lastTimestamp")
     first = since(first_ts, now=now) if first_ts else since(ev.get("eventTime"), now=now)

@@ -19,6 +19,7 @@ from kubeling.machinery import field as f
 from kubeling.machinery.field import FieldError, Path
 from kubeling.machinery.types import Obj
 from kubeling.registry.kinds.base import PrintedStrategy, sub
+from kubeling.registry.printers import is_events_v1
 from kubeling.registry.validation import (
     is_config_map_key,
     is_dns1123_label,
@@ -506,7 +507,7 @@ class EventStrategy(PrintedStrategy):
     field_selector_labels: ClassVar[tuple[str, ...]] = _EVENT_LABELS
 
     def validate(self, obj: Obj) -> list[FieldError]:
-        v1 = str(obj.get("apiVersion", "")).startswith("events.k8s.io/")
+        v1 = is_events_v1(obj)
         ref = (obj.get("regarding") if v1 else obj.get("involvedObject")) or {}
         ref_path = Path("regarding.namespace" if v1 else "involvedObject.namespace")
         ns = (obj.get("metadata") or {}).get("namespace", "")
@@ -531,7 +532,7 @@ class EventStrategy(PrintedStrategy):
         return errs
 
     def field_labels(self, obj: Obj) -> dict[str, str]:
-        v1 = str(obj.get("apiVersion", "")).startswith("events.k8s.io/")
+        v1 = is_events_v1(obj)
         ref = (obj.get("regarding") if v1 else obj.get("involvedObject")) or {}
         source = (obj.get("deprecatedSource") if v1 else obj.get("source")) or {}
         reporter = obj.get("reportingController") if v1 else obj.get("reportingComponent")
