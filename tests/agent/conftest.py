@@ -14,8 +14,9 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -25,6 +26,7 @@ from kubeling.agent.runtime import RuncRuntime, SimulatedRuntime, runc_unavailab
 from kubeling.agent.sandbox import Node, teardown_pod
 
 _counter = itertools.count()
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def root_skip_reason() -> str | None:
@@ -35,7 +37,14 @@ def root_skip_reason() -> str | None:
     return None
 
 
-requires_root = pytest.mark.skipif(root_skip_reason() is not None, reason=root_skip_reason() or "")
+needs_root = pytest.mark.skipif(root_skip_reason() is not None, reason=root_skip_reason() or "")
+
+
+def requires_root(fn: F) -> F:
+    """Marks a test ``root`` and skips it, with the reason, when not running as root."""
+    return pytest.mark.root(needs_root(fn))  # type: ignore[no-any-return]
+
+
 requires_runc = pytest.mark.skipif(
     runc_unavailable_reason() is not None,
     reason=f"runc runtime unavailable: {runc_unavailable_reason()}",

@@ -15,9 +15,9 @@ from kubeling.agent import mounts
 from kubeling.agent.errors import VolumeSetupError
 from kubeling.agent.volumes import VolumeSources, prepare_volume
 from kubeling.agent.volumes.nfs import kernel_has_nfs
-from tests.agent.conftest import requires_root
+from tests.agent.conftest import needs_root
 
-pytestmark = [pytest.mark.root, requires_root]
+pytestmark = [pytest.mark.root, needs_root]
 
 POD = {
     "metadata": {"name": "p", "namespace": "d", "uid": "u"},

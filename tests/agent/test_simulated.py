@@ -84,3 +84,19 @@ async def test_simulated_pod_runs_prepares_volumes_and_refuses_exec(simulated_no
     assert not sb.pod_dir.exists()
     assert await simulated_node.runtime.list_containers() == []
     await teardown_pod(simulated_node, "sim-uid")  # idempotent
+
+
+def test_auto_falls_back_to_simulated_without_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    runtime, reason = select_runtime("auto", data_dir=tmp_path)
+    assert isinstance(runtime, SimulatedRuntime)
+    assert reason == (
+        "Using the simulated runtime because runc needs root (running as uid 1000): "
+        "pods go Running without processes; volumes are still prepared on disk."
+    )
+    with pytest.raises(
+        ContainerError, match=r"^the runc runtime was requested but runc needs root"
+    ):
+        select_runtime("runc", data_dir=tmp_path)

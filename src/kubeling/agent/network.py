@@ -35,9 +35,12 @@ NETNS_DIR = Path("/run/netns")
 
 async def ip(*args: str, check: bool = True) -> str:
     """Run ``ip``; raise ``NetworkError`` with its stderr when ``check`` and it fails."""
-    proc = await asyncio.create_subprocess_exec(
-        "ip", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "ip", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+    except FileNotFoundError as exc:
+        raise NetworkError("iproute2 (`ip`) is not installed") from exc
     out, err = await proc.communicate()
     if check and proc.returncode != 0:
         raise NetworkError(f"ip {' '.join(args)} failed: {err.decode().strip()}")

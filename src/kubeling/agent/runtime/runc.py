@@ -8,8 +8,7 @@ are never touched) and ``bundles/<id>/`` holds ``config.json``, the overlay root
 ``/``), mounted read-only by runc (``root.readonly``) after it has created the mount
 points, which is why an upper layer exists at all.
 
-cgroups: ``cgroupsPath`` is relative (``kubeling-<id>``), which runc nests under the
-agent's own cgroup, so container limits stay inside whatever limits the agent runs under.
+cgroups: see ``cgroups_path`` (v1: nested under the agent's own cgroup).
 """
 
 from __future__ import annotations
@@ -60,6 +59,23 @@ DEFAULT_CAPS = [
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ]
+
+
+UNIFIED_CGROUP = Path("/sys/fs/cgroup/cgroup.controllers")
+
+
+def cgroups_path(container_id: str) -> str:
+    """Where runc puts the container's cgroup.
+
+    cgroup v1: relative, so runc nests it under the agent's own cgroup in each hierarchy
+    and container limits stay inside the agent's. cgroup v2 forbids controllers in a
+    cgroup that still has processes (the agent's own), so there the containers go under a
+    ``/kubeling`` cgroup of their own, as other runtimes do.
+    TODO(#5): the cgroup v2 path is untested (the development machine runs v1).
+    """
+    if UNIFIED_CGROUP.exists():
+        return f"/kubeling/{container_id}"
+    return f"kubeling-{container_id}"
 
 
 def oci_spec(config: ContainerConfig, *, container_id: str) -> dict[str, Any]:
@@ -163,7 +179,7 @@ def oci_spec(config: ContainerConfig, *, container_id: str) -> dict[str, Any]:
             ANNOTATION_CONTAINER: config.name,
         },
         "linux": {
-            "cgroupsPath": f"kubeling-{container_id}",
+            "cgroupsPath": cgroups_path(container_id),
             "namespaces": namespaces,
             "resources": resources,
             "maskedPaths": [
