@@ -116,6 +116,10 @@ def _up(args: argparse.Namespace) -> int:
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     log = logging.getLogger("kubeling")
+    if args.verbose < 2:
+        # uvicorn warns about every SPDY upgrade kubectl tries after a refused WebSocket
+        # (exec before the node agent); its real failures are logged at ERROR.
+        logging.getLogger("uvicorn.error").setLevel(logging.ERROR)
 
     if args.store.startswith("etcd://"):
         print("kubeling: the etcd store is not available yet; use sqlite", file=sys.stderr)

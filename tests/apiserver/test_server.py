@@ -164,3 +164,46 @@ async def test_watch_ends_after_timeout_seconds(served: tuple[str, auth.Pki, _Re
         )
     assert r.status_code == 200
     assert r.text == ""
+
+
+async def test_websocket_upgrade_reaches_registered_handler_with_user(
+    tmp_path: pathlib.Path,
+) -> None:
+    import websockets
+
+    sock = bind("127.0.0.1", 0)
+    pki = auth.ensure_pki(tmp_path, hosts=["127.0.0.1"])
+    app = App(
+        registry=_Registry(),
+        authenticators=[auth.TokenAuthenticator({pki.read_token(): ADMIN})],
+        server_address="127.0.0.1",
+    )
+    seen: list[tuple[str, str, str, str]] = []
+
+    async def exec_handler(scope: Any, receive: Any, send: Any, target: Any, user: Any) -> None:
+        seen.append((target.namespace, target.name, target.subresource, user.name))
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept", "subprotocol": "v5.channel.k8s.io"})
+        await send({"type": "websocket.send", "bytes": b"\x01hi\n"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    app.websocket_handlers["pods/exec"] = exec_handler
+    server = HttpsServer(app, sock, pki=pki)
+    await server.start()
+    try:
+        url = f"wss://127.0.0.1:{server.port}/api/v1/namespaces/ns1/pods/web-0/exec?command=ls"
+        async with websockets.connect(
+            url,
+            ssl=_tls(pki),
+            subprotocols=["v5.channel.k8s.io"],  # type: ignore[list-item]
+            additional_headers={"Authorization": f"Bearer {pki.read_token()}"},
+        ) as ws:
+            assert ws.subprotocol == "v5.channel.k8s.io"
+            assert await ws.recv() == b"\x01hi\n"
+        assert seen == [("ns1", "web-0", "exec", ADMIN.name)]
+        with pytest.raises(websockets.InvalidStatus) as info:
+            async with websockets.connect(url, ssl=_tls(pki)):
+                pass
+        assert info.value.response.status_code == 403
+    finally:
+        await server.stop()

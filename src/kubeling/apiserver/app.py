@@ -17,14 +17,14 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import orjson
 
 from kubeling.apiserver import discovery, reviews
 from kubeling.apiserver.auth import Authenticator, authenticate
-from kubeling.apiserver.handlers import ResourceHandler, Target
+from kubeling.apiserver.handlers import ResourceHandler, StreamHandler, Target
 from kubeling.apiserver.http import (
     Message,
     Receive,
@@ -46,6 +46,8 @@ from kubeling.machinery.types import ResourceInfo
 from kubeling.registry.context import UserInfo
 
 log = logging.getLogger(__name__)
+
+WebSocketHandler = Callable[[Scope, Receive, Send, Target, UserInfo], Awaitable[None]]
 
 VERSION_INFO: Final = {
     "major": "1",
@@ -130,6 +132,10 @@ class App:
         self._resources = ResourceHandler(registry, stopping=self.stopping)
         self._openapi = OpenApi()
         self._ready = ready
+        self.websocket_handlers: dict[str, WebSocketHandler] = {}
+        """WebSocket handlers (``pods/exec``, ``pods/attach``, ``pods/portforward``) by
+        ``<plural>/<subresource>``; each gets the raw ASGI scope, receive and send, and
+        answers the handshake itself (``websocket.accept`` with its sub-protocol)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -138,9 +144,43 @@ class App:
         elif kind == "lifespan":
             await _lifespan(receive, send)
         elif kind == "websocket":
-            # TODO(#5): exec/attach over WebSocket v5 arrive with the node agent; until then
-            # the upgrade is refused, which kubectl reports as an error.
+            await self._websocket(scope, receive, send)
+
+    @property
+    def http_streams(self) -> dict[str, StreamHandler]:
+        """Handlers of streaming subresources over plain HTTP (``pods/log``), by
+        ``<plural>/<subresource>``; unregistered ones answer 405."""
+        return self._resources.streams
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Authenticate and route an upgrade to its registered handler, else refuse it.
+
+        A refused upgrade (403) makes kubectl retry with SPDY, a POST that the HTTP side
+        then answers with a Status."""
+        req = Request(scope, receive)
+        handler: WebSocketHandler | None = None
+        target: Target | None = None
+        user = authenticate(self.authenticators, req.headers.get(b"authorization"), _peer(scope))
+        if user is not None:
+            try:
+                parts = req.path.strip("/").split("/")
+                if parts[0] == "api" and len(parts) >= 3:
+                    target = self._resolve(parts[1], parts[2:])
+                elif parts[0] == "apis" and len(parts) >= 4:
+                    target = self._resolve(f"{parts[1]}/{parts[2]}", parts[3:])
+            except StatusError:
+                target = None
+            if target is not None and target.name and target.subresource:
+                key = f"{target.info.plural}/{target.subresource}"
+                handler = self.websocket_handlers.get(key)
+        if handler is None or target is None or user is None:
+            # TODO(#5): exec/attach over WebSocket v5 arrive with the node agent.
             await send({"type": "websocket.close", "code": 1008})
+            return
+        try:
+            await handler(scope, receive, send, target, user)
+        except Exception:
+            log.exception("Internal error serving WebSocket %s.", req.path)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         req = Request(scope, receive)

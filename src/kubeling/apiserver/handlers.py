@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -36,6 +36,9 @@ _STREAMING: Final = frozenset({"log", "exec", "attach", "portforward", "proxy"})
 DEFAULT_WATCH_SECONDS: Final = 1800
 """Upstream's ``--min-request-timeout``: a watch without ``timeoutSeconds`` ends after
 between this and twice this; reflectors simply re-watch."""
+
+
+StreamHandler = Callable[[Request, Send, "Target", UserInfo], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,9 @@ class ResourceHandler:
     def __init__(self, registry: Any, *, stopping: asyncio.Event) -> None:
         self._registry = registry
         self._stopping = stopping
+        self.streams: dict[str, StreamHandler] = {}
+        """Plain-HTTP handlers of streaming subresources by ``<plural>/<sub>``
+        (``pods/log``), registered by whoever serves them (the node agent's integration)."""
 
     # -- dispatch ----------------------------------------------------------------------------
 
@@ -107,6 +113,10 @@ class ResourceHandler:
         ns, name, sub = target.namespace, target.name, target.subresource
         if name:
             if sub in _STREAMING:
+                stream = self.streams.get(f"{target.info.plural}/{sub}")
+                if stream is not None:
+                    await stream(req, send, target, user)
+                    return
                 # TODO(#5): logs, exec, attach and port-forward come with the node agent.
                 raise MethodNotAllowed(
                     f"the server does not allow this method on the requested resource "

@@ -32,7 +32,8 @@ class Request:
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
         self.receive = receive
-        self.method: str = scope["method"]
+        # WebSocket scopes have no method; their handshake is a GET.
+        self.method: str = scope.get("method", "GET")
         self.path: str = scope["path"]
         self.query_string: bytes = scope.get("query_string", b"")
         headers: dict[bytes, bytes] = {}
