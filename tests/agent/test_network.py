@@ -7,7 +7,10 @@ import json
 import subprocess
 import sys
 
-from kubeling.agent.network import BridgeNetwork, render_hosts, render_resolv_conf
+import pytest
+
+from kubeling.agent.errors import NetworkError
+from kubeling.agent.network import BridgeNetwork, ip, render_hosts, render_resolv_conf
 from tests.agent.conftest import link_exists, netns_names, requires_root
 
 SERVER = """
@@ -141,3 +144,19 @@ def test_hosts_and_resolv_conf_match_the_kubelet() -> None:
         dns_config={"nameservers": ["10.244.0.9"], "options": [{"name": "ndots", "value": "2"}]},
     )
     assert custom == "nameserver 10.244.0.9\noptions ndots:2\n"
+
+
+@requires_root
+async def test_bridge_refuses_a_subnet_the_host_already_routes(tmp_path) -> None:
+    routes = json.loads(await ip("-j", "-4", "route"))
+    taken = [r["dst"] for r in routes if r.get("dst") not in (None, "default")]
+    if not taken:
+        pytest.skip("the host has no non-default IPv4 route to collide with")
+    net = BridgeNetwork(
+        state_dir=tmp_path,
+        bridge="kltestclash",
+        cidr=taken[0] if "/" in taken[0] else f"{taken[0]}/32",
+    )
+    with pytest.raises(NetworkError, match="overlaps the host route"):
+        await net.setup_pod("p")
+    assert not link_exists("kltestclash")

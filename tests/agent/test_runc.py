@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kubeling.agent import mounts
+from kubeling.agent.errors import ContainerError
 from kubeling.agent.network import NETNS_DIR
 from kubeling.agent.runtime import RuncRuntime
 from kubeling.agent.sandbox import Node, PodSandbox, container_id
@@ -297,6 +298,17 @@ async def test_node_shutdown_stops_every_pod_and_removes_the_bridge(runc_node: N
     assert mounts.mounts_under(runc_node.data_dir) == []
     # Logs are kept on shutdown (the pods may come back); they go with pod deletion.
     assert first.log_path("app").exists()
+
+
+async def test_start_failure_is_an_error_and_leaves_no_bundle(runc_node: Node) -> None:
+    sb = await sandbox_for(
+        runc_node, make_pod("broken", [{"name": "app", "command": ["/no/such/binary"]}])
+    )
+    with pytest.raises(ContainerError, match=r"failed to start: .*/no/such/binary"):
+        await sb.start_container("app")
+    assert await sb.container_status("app") is None
+    assert mounts.mounts_under(runc_node.data_dir / "runc") == []
+    await sb.teardown()
 
 
 async def test_teardown_cleans_up_after_partial_set_up(runc_node: Node) -> None:

@@ -223,7 +223,11 @@ class PodSandbox:
                     sandbox.network = node.network.reserve(sandbox.uid)
             sandbox._write_etc_files()
         except BaseException:
-            await teardown_pod(node, sandbox.uid, volumes=volumes.values(), keep_logs=True)
+            # Undo only what this call may have made; volumes are the caller's, and a pod
+            # with containers (an attach after restart) is left for an explicit teardown.
+            running = [i for i in await node.runtime.list_containers() if i.pod_uid == sandbox.uid]
+            if node.network is not None and not running:
+                await node.network.teardown_pod(sandbox.uid)
             raise
         return sandbox
 
