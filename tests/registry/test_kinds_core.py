@@ -64,7 +64,7 @@ def test_configmap_total_size_limit() -> None:
     _, ok = create(r.CONFIGMAPS, {"metadata": meta(), "data": {"a": "x" * 1048576}})
     assert ok == []
     _, errs = create(r.CONFIGMAPS, {"metadata": meta(), "data": {"a": "x" * 1048576, "b": "y"}})
-    assert errs == ["Too long: must have at most 1048576 bytes"]
+    assert errs == ["[]: Too long: must have at most 1048576 bytes"]
 
 
 def test_configmap_immutable() -> None:

@@ -96,7 +96,9 @@ class FieldError:
     detail: str = ""
 
     def __str__(self) -> str:
-        head = f"{self.field}: " if self.field else ""
+        # A root path prints as "[]" upstream (e.g. the ConfigMap size limit:
+        # `ConfigMap "x" is invalid: []: Too long: must have at most 1048576 bytes`).
+        head = f"{self.field or '[]'}: "
         text = _TYPE_TEXT[self.type]
         parts = [f"{head}{text}"]
         if self.type not in _NO_VALUE and self.bad_value is not _OMIT:
@@ -111,7 +113,7 @@ class FieldError:
     def body(self) -> str:
         """The message without the leading field path (what ``causes[].message`` holds)."""
         text = str(self)
-        return text[len(self.field) + 2 :] if self.field else text
+        return text[len(self.field or "[]") + 2 :]
 
 
 def required(path: Path, detail: str = "") -> FieldError:
@@ -132,9 +134,10 @@ def forbidden(path: Path, detail: str) -> FieldError:
     return FieldError("FieldValueForbidden", str(path), detail=detail)
 
 
-def too_long(path: Path, value: Any, max_length: int) -> FieldError:
+def too_long(path: Path, max_length: int) -> FieldError:
+    """v1.32 never shows the too-long value itself, only the limit."""
     return FieldError(
-        "FieldValueTooLong", str(path), value, f"must have at most {max_length} bytes"
+        "FieldValueTooLong", str(path), detail=f"must have at most {max_length} bytes"
     )
 
 
