@@ -94,3 +94,21 @@ async def test_registry_watch(any_registry: Registry) -> None:
     assert (t1, o1["metadata"]["name"]) == ("ADDED", "b")
     assert (t2, o2["metadata"]["name"]) == ("DELETED", "a")
     await it.aclose()  # type: ignore[attr-defined]
+
+
+async def test_concurrent_patches_all_land(any_registry: Registry) -> None:
+    store = any_registry.store(r.CONFIGMAPS)
+    await store.create(cm("a"), namespace="default", ctx=ctx())
+
+    async def label(i: int) -> None:
+        await store.patch(
+            namespace="default",
+            name="a",
+            patch=b'{"metadata":{"labels":{"l%d":"v"}}}' % i,
+            content_type="application/merge-patch+json",
+            ctx=ctx(field_manager=f"m{i}"),
+        )
+
+    await asyncio.gather(*(label(i) for i in range(8)))
+    got = await store.get(namespace="default", name="a")
+    assert got["metadata"]["labels"] == {f"l{i}": "v" for i in range(8)}

@@ -121,6 +121,9 @@ async def test_list_expired_continue_is_gone(registry: Registry, backend: Memory
         "The provided continue parameter is too old to display a consistent list result."
     )
     assert e.value.code == 410
+    token = e.value.to_status()["metadata"]["continue"]
+    rest = await store.list(namespace="default", limit=10, continue_=token)
+    assert names(rest) == ["b", "c", "d", "e"]
 
 
 async def test_list_bad_continue_is_bad_request(registry: Registry) -> None:
@@ -140,6 +143,18 @@ async def test_list_exact_resource_version_reads_history(registry: Registry) -> 
     assert old["metadata"]["resourceVersion"] == rv
     latest = await registry.store(r.CONFIGMAPS).list(resource_version="0")
     assert names(latest) == ["a", "b"]
+
+
+async def test_list_exact_compacted_resource_version_is_gone(
+    registry: Registry, backend: MemoryBackend
+) -> None:
+    await make(registry, "a", "b", "c")
+    await backend.compact(keep_revisions=1)
+    with pytest.raises(Gone) as e:
+        await registry.store(r.CONFIGMAPS).list(
+            resource_version="2", resource_version_match="Exact"
+        )
+    assert e.value.message == "The resourceVersion for the provided list is too old."
 
 
 async def test_list_match_without_resource_version_is_bad_request(registry: Registry) -> None:

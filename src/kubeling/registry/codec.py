@@ -90,9 +90,40 @@ def list_object(
     }
 
 
+# ObjectMeta's fields in the order upstream's JSON encoder writes them (struct order), so
+# ``kubectl get -o json`` reads the same as against a real API server.
+_META_ORDER = (
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+)
+
+
+def ordered_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    out = {k: meta[k] for k in _META_ORDER if k in meta}
+    if len(out) != len(meta):
+        out.update((k, v) for k, v in meta.items() if k not in out)
+    return out
+
+
 def with_type_meta(info: ResourceInfo, obj: Obj) -> Obj:
-    """Put ``apiVersion`` and ``kind`` first, as upstream's encoder orders them."""
+    """Put ``kind`` and ``apiVersion`` first and ObjectMeta in upstream's field order."""
     rest = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    m = rest.get("metadata")
+    if isinstance(m, dict):
+        rest["metadata"] = ordered_meta(m)
     return {"kind": info.kind, "apiVersion": info.api_version, **rest}
 
 

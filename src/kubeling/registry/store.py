@@ -83,6 +83,7 @@ _EXPIRED_CONTINUE_MSG: Final = (
     "results in an inconsistent list - objects that were created, modified, or deleted "
     "between the time the first chunk was returned and now may show up in the list."
 )
+_EXPIRED_LIST_MSG: Final = "The resourceVersion for the provided list is too old."
 _PATCH_TYPES: Final = (
     "application/apply-patch+yaml",
     "application/json-patch+json",
@@ -102,6 +103,19 @@ _RETURNS_DELETED_OBJECT: Final = frozenset(
         ("", "services"),
     }
 )
+
+
+class ExpiredContinue(Gone):
+    """A 410 for a compacted continue token; its Status carries ``metadata.continue``."""
+
+    def __init__(self, message: str, *, continue_token: str) -> None:
+        super().__init__(message)
+        self.continue_token = continue_token
+
+    def to_status(self) -> dict[str, Any]:
+        status = super().to_status()
+        status["metadata"] = {"continue": self.continue_token}
+        return status
 
 
 class _HexZero:
@@ -332,10 +346,10 @@ class ResourceStore:
                 result = await self._backend.list(
                     prefix, start_after=start_after, limit=want, revision=read_revision
                 )
-            except Compacted as e:
+            except Compacted:
                 if continue_:
                     raise self._expired_continue(start_after, prefix) from None
-                raise Gone(f"too old resource version: {resource_version} ({e.oldest})") from None
+                raise Gone(_EXPIRED_LIST_MSG) from None
             except FutureRevision as e:
                 raise Timeout(
                     f"Too large resource version: {e.requested}, current: {e.current}",
@@ -405,10 +419,11 @@ class ResourceStore:
         return 0, ""
 
     def _expired_continue(self, start_after: str, prefix: str) -> Gone:
-        err = Gone(_EXPIRED_CONTINUE_MSG)
-        # TODO(#2): upstream also returns an "inconsistent" continue token (rv -1) in the
-        # Status's metadata; StatusError has no place for it yet.
-        return err
+        """upstream ``handleCompactedErrorForPaging``: 410 with a token (rv -1) that goes on
+        at the latest revision, for clients that accept an inconsistent list."""
+        return ExpiredContinue(
+            _EXPIRED_CONTINUE_MSG, continue_token=encode_continue(start_after, prefix, -1)
+        )
 
     # -- watch ---------------------------------------------------------------------------------
 
@@ -569,6 +584,9 @@ class ResourceStore:
         """Create from a decoded body (also the create-on-update and apply-create path)."""
         ns = self._ns(namespace)
         m = obj["metadata"]
+        if self.info.namespaced and not ns:
+            # Only in-process callers omit it; the URL of a namespaced create always has it.
+            ns = m.get("namespace") or ""
         if self.info.namespaced:
             body_ns = m.get("namespace") or ""
             if body_ns and ns and body_ns != ns:
