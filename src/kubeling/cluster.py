@@ -13,9 +13,10 @@ import inspect
 import logging
 import pathlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,26 @@ def split_host_port(text: str) -> tuple[str, int]:
     return host, number
 
 
-class Cluster:
-    """A running kubeling: ``await start()``, then ``url`` and ``kubeconfig`` are valid."""
+class Component(Protocol):
+    """Anything the cluster runs beside the API server (a controller manager, the node
+    agent, DNS): started once the API serves, stopped before it stops, in reverse order."""
 
-    def __init__(self, config: ClusterConfig) -> None:
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class Cluster:
+    """A running kubeling: ``await start()``, then ``url`` and ``kubeconfig`` are valid.
+
+    ``components`` are started in order after the API server is serving (they may use
+    ``local_client()`` or the kubeconfig), and stopped in reverse order first on ``stop()``.
+    """
+
+    def __init__(self, config: ClusterConfig, *, components: Sequence[Component] = ()) -> None:
         self.config = config
+        self.components: list[Component] = list(components)
+        self._started_components: list[Component] = []
         self.data_dir = config.data_dir
         self.kubeconfig = config.data_dir / "kubeconfig"
         self.url = ""
@@ -93,14 +109,33 @@ class Cluster:
             self._server = HttpsServer(self.app, sock, pki=pki)
             auth.write_kubeconfig(self.kubeconfig, pki, server=self.url)
             await self._server.start()
+            for component in self.components:
+                await component.start()
+                self._started_components.append(component)
         except BaseException:
+            await self.stop()
             sock.close()
-            await self._close_store()
             raise
         self.started_at = time.monotonic()
         log.info("API server serving at %s after %.3fs.", self.url, self.started_at - begin)
 
+    def local_client(self, *, user_agent: str = "kubeling", field_manager: str = "") -> Any:
+        """An in-process API client over this cluster's registry (``client.local``)."""
+        from kubeling.client.local import LocalClient
+
+        if self.registry is None:
+            raise RuntimeError("the cluster is not started")
+        return LocalClient(self.registry, user_agent=user_agent, field_manager=field_manager)
+
     async def stop(self) -> None:
+        """Stop components (reverse order), the API server (open watches end), then flush and
+        close the store. Safe to call twice, and after a failed start."""
+        while self._started_components:
+            component = self._started_components.pop()
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("Stopping %r failed.", component)
         if self._server is not None:
             await self._server.stop()
             self._server = None

@@ -94,7 +94,8 @@ class HttpsServer:
         self._task = asyncio.create_task(self._server.serve(sockets=[self.sock]))
         while not self._server.started:
             if self._task.done():
-                self._task.result()
+                task, self._task = self._task, None
+                task.result()
                 raise RuntimeError("the API server stopped while starting")
             await asyncio.sleep(0.005)
 
