@@ -405,3 +405,18 @@ async def test_delete_collection_deletes_matching(registry: Registry) -> None:
     assert [i["metadata"]["name"] for i in out["items"]] == ["a", "c"]
     left = await store.list(namespace="default")
     assert [i["metadata"]["name"] for i in left["items"]] == ["b"]
+
+
+async def test_no_new_finalizers_once_deleting(registry: Registry) -> None:
+    store = registry.store(r.CONFIGMAPS)
+    body = cm("x")
+    body["metadata"] = {"name": "x", "finalizers": ["example.com/a"]}
+    await store.create(body, namespace="default", ctx=ctx())
+    out, _ = await store.delete(namespace="default", name="x", options=None, ctx=ctx())
+    out["metadata"]["finalizers"] = ["example.com/a", "example.com/b"]
+    with pytest.raises(Invalid) as e:
+        await store.update(out, namespace="default", name="x", ctx=ctx())
+    assert e.value.message == (
+        'ConfigMap "x" is invalid: metadata.finalizers: Forbidden: no new finalizers can be '
+        'added if the object is being deleted, found new finalizers []string{"example.com/b"}'
+    )

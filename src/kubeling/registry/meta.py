@@ -160,6 +160,17 @@ def validate_object_meta_update(
         validation.validate_object_meta(new, namespaced=namespaced, name_validation=name_validation)
     )
     errs.extend(validate_finalizers(nm.get("finalizers")))
+    if om.get("deletionTimestamp"):
+        extra = sorted(set(nm.get("finalizers") or ()) - set(om.get("finalizers") or ()))
+        if extra:
+            listed = ", ".join(f'"{x}"' for x in extra)
+            errs.append(
+                f.forbidden(
+                    _META.child("finalizers"),
+                    "no new finalizers can be added if the object is being deleted, found new "
+                    f"finalizers []string{{{listed}}}",
+                )
+            )
     errs.extend(validate_owner_references(nm.get("ownerReferences")))
     return errs
 
