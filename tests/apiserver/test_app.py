@@ -334,3 +334,20 @@ async def test_self_subject_review_names_the_caller(client: httpx.AsyncClient) -
         "username": ADMIN.name,
         "groups": list(ADMIN.groups),
     }
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        pytest.param("DELETE", "/api/v1/namespaces", id="no-deletecollection"),
+        pytest.param("GET", "/api/v1/namespaces/default/pods/web-0/log", id="log-unregistered"),
+        pytest.param("GET", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", id="review"),
+    ],
+)
+async def test_unserved_verbs_are_405_with_upstream_text(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    r = await client.request(method, path)
+    assert r.status_code == 405
+    assert r.json()["reason"] == "MethodNotAllowed"
+    assert r.json()["message"] == "the server does not allow this method on the requested resource"

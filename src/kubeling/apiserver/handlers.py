@@ -20,6 +20,7 @@ import orjson
 
 from kubeling.apiserver import negotiation
 from kubeling.apiserver.http import (
+    NOT_ALLOWED,
     Request,
     Send,
     respond,
@@ -118,10 +119,7 @@ class ResourceHandler:
                     await stream(req, send, target, user)
                     return
                 # TODO(#5): logs, exec, attach and port-forward come with the node agent.
-                raise MethodNotAllowed(
-                    f"the server does not allow this method on the requested resource "
-                    f"({target.info.plural}/{sub}) yet"
-                )
+                raise MethodNotAllowed(NOT_ALLOWED)
             if method == "GET":
                 obj = await store.get(ctx=ctx, namespace=ns, name=name, subresource=sub)
                 code = 200
@@ -154,7 +152,7 @@ class ResourceHandler:
                 )
                 code = 200 if finished or options.get("orphanDependents") is not False else 202
             else:
-                raise MethodNotAllowed(f"the server does not allow this method: {method}")
+                raise MethodNotAllowed(NOT_ALLOWED)
             await self._answer_object(req, send, target, ctx, obj, code)
             return
         if method == "GET":
@@ -178,7 +176,7 @@ class ResourceHandler:
             )
             code = 200
         else:
-            raise MethodNotAllowed(f"the server does not allow this method: {method}")
+            raise MethodNotAllowed(NOT_ALLOWED)
         await self._answer_object(req, send, target, ctx, obj, code)
 
     async def _body(self, req: Request) -> Any:

@@ -22,6 +22,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON: Final = b"application/json"
+NOT_ALLOWED: Final = "the server does not allow this method on the requested resource"
+"""Upstream's text for a verb a path does not serve (405 MethodNotAllowed)."""
 MAX_BODY: Final = 3 * 1024 * 1024
 """Upstream's request body limit (``MaxRequestBodyBytes``, 3 MiB)."""
 

@@ -13,7 +13,7 @@ import copy
 from typing import Any, Final
 
 from kubeling.apiserver import negotiation
-from kubeling.apiserver.http import Request, Send, respond_json
+from kubeling.apiserver.http import NOT_ALLOWED, Request, Send, respond_json
 from kubeling.machinery.errors import BadRequest, Cause, Invalid, MethodNotAllowed
 from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry.context import UserInfo
@@ -52,7 +52,7 @@ RESOURCES: Final = (SELF_SUBJECT_ACCESS_REVIEWS, SELF_SUBJECT_RULES_REVIEWS, SEL
 
 async def handle(req: Request, send: Send, info: ResourceInfo, user: UserInfo) -> None:
     if req.method != "POST":
-        raise MethodNotAllowed(f"the server does not allow this method: {req.method}")
+        raise MethodNotAllowed(NOT_ALLOWED)
     if info is SELF_SUBJECT_REVIEWS:
         # The request carries nothing but type meta; who is asking is the whole answer.
         spec: Obj = {}
