@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubeling.agent import mounts
+from kubeling.agent.env import expand
 from kubeling.agent.errors import AgentError, ContainerError, VolumeSetupError
 from kubeling.agent.images import ImageStore, ResolvedImage
 from kubeling.agent.network import BridgeNetwork, PodNetwork, render_hosts, render_resolv_conf
@@ -127,27 +127,6 @@ def _numeric_user(user: str) -> tuple[int | None, int | None]:
     uid = int(uid_s) if uid_s.isdigit() else None
     gid = int(gid_s) if gid_s.isdigit() else None
     return uid, gid
-
-
-_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-
-
-def expand(text: str, env: dict[str, str]) -> str:
-    """Kubernetes' ``$(VAR)`` expansion (``$$`` escapes); unknown references stay as they are."""
-    out, i = [], 0
-    while i < len(text):
-        if text.startswith("$$", i):
-            out.append("$")
-            i += 2
-            continue
-        m = _VAR_REF.match(text, i)
-        if m:
-            out.append(env.get(m.group(1), m.group(0)))
-            i = m.end()
-            continue
-        out.append(text[i])
-        i += 1
-    return "".join(out)
 
 
 def container_argv(container: Obj, image: ResolvedImage, env: dict[str, str]) -> list[str]:
@@ -315,16 +294,14 @@ class PodSandbox:
         for item in image.config.get("Env") or []:
             k, _, v = item.partition("=")
             env_pairs.append((k, v))
-        if env is None:
-            # Without the caller's resolution only literal values are known.
-            env = [
-                (e["name"], e.get("value", ""))
-                for e in container.get("env") or []
-                if "valueFrom" not in e
-            ]
         env_map = dict(env_pairs)
-        for k, v in env:
-            env_map[k] = expand(v, env_map)
+        if env is None:
+            # Without the caller's resolution (env.resolve_env) only literal values are known.
+            for e in container.get("env") or []:
+                if "valueFrom" not in e:
+                    env_map[e["name"]] = expand(e.get("value") or "", env_map)
+        else:
+            env_map.update(env)  # already expanded by resolve_env
         pod_sc = (self.pod.get("spec") or {}).get("securityContext") or {}
         sc = container.get("securityContext") or {}
         img_uid, img_gid = _numeric_user(str(image.config.get("User") or ""))
@@ -357,8 +334,9 @@ class PodSandbox:
     ) -> StartedContainer:
         """Start (or restart: the previous run is removed, volumes stay) one container.
 
-        ``env`` is the container's environment as the sync loop resolved it (valueFrom,
-        envFrom, service variables); None takes only the literal ``value`` entries.
+        ``env`` is the container's environment as the sync loop resolved it
+        (``env.resolve_env``: valueFrom, envFrom, service variables); None takes only
+        the literal ``value`` entries. The image's ``Env`` comes first either way.
         """
         config, image = self.build_config(name, env=env, restart_count=restart_count)
         status = await self.node.runtime.start(container_id(self.uid, name), config)
