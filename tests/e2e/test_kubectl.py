@@ -40,8 +40,11 @@ def _ns(k: Kubeling, name: str) -> str:
 
 def test_kubectl_version_reports_server_1_32(shared_kubeling: Kubeling) -> None:
     out = shared_kubeling.ok("version", "-o", "json")
-    server = json.loads(out)["serverVersion"]
+    versions = json.loads(out)
+    server = versions["serverVersion"]
     assert (server["major"], server["minor"]) == ("1", "32")
+    # The dispatcher in front of kubectl picked the bundled kubectl matching minor 32.
+    assert versions["clientVersion"]["gitVersion"].startswith("v1.32.")
     assert server["gitVersion"] == "v1.32.0-kubeling"
 
 
@@ -301,3 +304,9 @@ def test_delete_waits_until_gone_and_wait_for_delete_returns(shared_kubeling: Ku
     k.ok("create", "configmap", "w", "-n", ns, "--from-literal=a=b")
     assert k.ok("delete", "cm", "w", "-n", ns, "--wait=true").strip() == 'configmap "w" deleted'
     assert k.kubectl("wait", "--for=delete", "cm/w", "-n", ns, "--timeout=10s").returncode == 0
+
+
+def test_get_status_subresource_prints_a_table(shared_kubeling: Kubeling) -> None:
+    lines = shared_kubeling.ok("get", "ns", "default", "--subresource=status").splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "AGE"]
+    assert lines[1].split()[:2] == ["default", "Active"]

@@ -242,7 +242,8 @@ class ResourceHandler:
         code: int,
     ) -> None:
         table = negotiation.table_version(req.header(b"accept"))
-        if table and obj.get("kind") != "Status" and not target.subresource:
+        # A status subresource answers the whole object, which prints like the object.
+        if table and obj.get("kind") != "Status" and target.subresource in ("", "status"):
             obj = self._table(req, target, [obj], table, {"resourceVersion": ""})
         await respond_json(
             send, code, obj, headers=warning_headers(ctx.warnings), pretty=_bool(req.q("pretty"))
@@ -261,6 +262,9 @@ class ResourceHandler:
             field_selector=req.q("fieldSelector"),
             resource_version=req.q("resourceVersion"),
             allow_bookmarks=_bool(req.q("allowWatchBookmarks")),
+            send_initial_events=_bool(req.q("sendInitialEvents"))
+            if "sendInitialEvents" in req.query
+            else None,
         )
         content_type = b"application/json"
         if table:
