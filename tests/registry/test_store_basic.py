@@ -367,7 +367,10 @@ async def test_delete_bad_propagation_policy_is_invalid(registry: Registry) -> N
         await store.delete(
             namespace="default", name="x", options={"propagationPolicy": "Sideways"}, ctx=ctx()
         )
-    assert 'propagationPolicy: Unsupported value: "Sideways"' in e.value.message
+    assert e.value.message == (
+        'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
+        '"Sideways": supported values: "Foreground", "Background", "Orphan", "nil"'
+    )
 
 
 async def test_namespace_delete_terminates_then_finalize_then_delete(registry: Registry) -> None:

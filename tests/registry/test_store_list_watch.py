@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kubeling.machinery import resources as r
-from kubeling.machinery.errors import BadRequest, Gone
+from kubeling.machinery.errors import BadRequest, Gone, Invalid
 from kubeling.registry import store as store_mod
 from kubeling.registry.registry import Registry
 from kubeling.storage.memory import MemoryBackend
@@ -157,10 +157,13 @@ async def test_list_exact_compacted_resource_version_is_gone(
     assert e.value.message == "The resourceVersion for the provided list is too old."
 
 
-async def test_list_match_without_resource_version_is_bad_request(registry: Registry) -> None:
-    with pytest.raises(BadRequest) as e:
+async def test_list_match_without_resource_version_is_invalid(registry: Registry) -> None:
+    with pytest.raises(Invalid) as e:
         await registry.store(r.CONFIGMAPS).list(resource_version_match="NotOlderThan")
-    assert "resourceVersionMatch is forbidden unless resourceVersion is provided" in e.value.message
+    assert e.value.message == (
+        'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: '
+        "resourceVersionMatch is forbidden unless resourceVersion is provided"
+    )
 
 
 # -- watch -----------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from kubeling.machinery.errors import (
     Timeout,
     UnsupportedMediaType,
 )
-from kubeling.machinery.field import FieldError, invalid_error, not_supported
+from kubeling.machinery.field import FieldError, forbidden, invalid_error, not_supported
 from kubeling.machinery.field import Path as FieldPath
 from kubeling.machinery.types import Obj, ResourceInfo, WatchEventType
 from kubeling.registry import codec, conversion, meta
@@ -380,32 +380,13 @@ class ResourceStore:
         limit: int,
     ) -> tuple[int, str]:
         """The revision to read at and the key to start after."""
-        if match and match not in ("Exact", "NotOlderThan"):
-            raise BadRequest(
-                f'resourceVersionMatch: Unsupported value: "{match}": supported values: '
-                '"Exact", "NotOlderThan"'
-            )
+        validate_list_options(resource_version=resource_version, match=match, continue_=continue_)
         if continue_:
-            if match:
-                raise BadRequest(
-                    "resourceVersionMatch: Forbidden: resourceVersionMatch is "
-                    "forbidden when continue is provided"
-                )
             if resource_version and resource_version != "0":
                 raise BadRequest("specifying resource version is not allowed when using continue")
             rev, start = decode_continue(continue_, prefix)
             return rev, start
-        if match and not resource_version:
-            raise BadRequest(
-                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless "
-                "resourceVersion is provided"
-            )
         if not resource_version or resource_version == "0":
-            if match == "Exact" and resource_version == "0":
-                raise BadRequest(
-                    'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is '
-                    'forbidden for resourceVersion "0"'
-                )
             return 0, ""
         rv = parse_resource_version(resource_version)
         current = await self._backend.current_revision()
@@ -1038,7 +1019,9 @@ class ResourceStore:
         errs: list[FieldError] = []
         policy = opts.get("propagationPolicy")
         if policy is not None and policy not in _PROPAGATION:
-            errs.append(not_supported(FieldPath("propagationPolicy"), policy, _PROPAGATION))
+            errs.append(
+                _not_supported_in_order("propagationPolicy", policy, (*_PROPAGATION, "nil"))
+            )
         if policy is not None and opts.get("orphanDependents") is not None:
             errs.append(
                 FieldError(
@@ -1431,6 +1414,43 @@ def _merge(target: Any, patch: Any) -> Any:
 
 
 # -- resourceVersion and continue tokens ---------------------------------------------------------
+
+
+def _not_supported_in_order(path: str, value: Any, supported: tuple[str, ...]) -> FieldError:
+    """``field.NotSupported`` with the values in the caller's order (upstream does not sort)."""
+    quoted = ", ".join(orjson.dumps(v).decode() for v in supported)
+    return FieldError("FieldValueNotSupported", path, value, f"supported values: {quoted}")
+
+
+def validate_list_options(*, resource_version: str, match: str, continue_: str) -> None:
+    """upstream ``ValidateListOptions``: a 422 on ``ListOptions.meta.k8s.io``."""
+    errs: list[FieldError] = []
+    if match:
+        path = FieldPath("resourceVersionMatch")
+        if not resource_version:
+            errs.append(
+                forbidden(
+                    path, "resourceVersionMatch is forbidden unless resourceVersion is provided"
+                )
+            )
+        if continue_:
+            errs.append(
+                forbidden(path, "resourceVersionMatch is forbidden when continue is provided")
+            )
+        if match not in ("Exact", "NotOlderThan"):
+            errs.append(
+                _not_supported_in_order(
+                    "resourceVersionMatch", match, ("Exact", "NotOlderThan", "")
+                )
+            )
+        if match == "Exact" and resource_version == "0":
+            errs.append(
+                forbidden(path, 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
+            )
+    if errs:
+        raise invalid_error(
+            kind="ListOptions.meta.k8s.io", group="meta.k8s.io", name="", errors=errs
+        )
 
 
 def parse_resource_version(text: str) -> int:
