@@ -30,6 +30,9 @@ class ClusterConfig:
     """``sqlite``, ``sqlite:///abs/path.db``, ``memory`` or ``etcd://HOST:PORT,...``."""
     dns_listen: str = ""
     runtime: str = "auto"
+    controllers: tuple[str, ...] | None = None
+    """Controllers to run by name (``controllers.manager.BUILDERS``); None runs them all,
+    ``()`` none (an API server alone, as envtest gives)."""
 
 
 def split_host_port(text: str) -> tuple[str, int]:
@@ -109,7 +112,7 @@ class Cluster:
             self._server = HttpsServer(self.app, sock, pki=pki)
             auth.write_kubeconfig(self.kubeconfig, pki, server=self.url)
             await self._server.start()
-            for component in self.components:
+            for component in [*self._builtin_components(), *self.components]:
                 await component.start()
                 self._started_components.append(component)
         except BaseException:
@@ -118,6 +121,19 @@ class Cluster:
             raise
         self.started_at = time.monotonic()
         log.info("API server serving at %s after %.3fs.", self.url, self.started_at - begin)
+
+    def _builtin_components(self) -> list[Component]:
+        if self.config.controllers == ():
+            return []
+        from kubeling.client.informer import SharedInformerFactory
+        from kubeling.controllers.manager import ControllerContext, ControllerManager
+
+        client = self.local_client(user_agent="kubeling-controller-manager")
+        ctx = ControllerContext(
+            client=client, informers=SharedInformerFactory(client), data_dir=self.data_dir
+        )
+        # TODO(#5): the node agent and (#4) the DNS server join here as components.
+        return [ControllerManager(ctx, enabled=self.config.controllers)]
 
     def local_client(self, *, user_agent: str = "kubeling", field_manager: str = "") -> Any:
         """An in-process API client over this cluster's registry (``client.local``)."""
