@@ -423,3 +423,35 @@ async def test_no_new_finalizers_once_deleting(registry: Registry) -> None:
         'ConfigMap "x" is invalid: metadata.finalizers: Forbidden: no new finalizers can be '
         'added if the object is being deleted, found new finalizers []string{"example.com/b"}'
     )
+
+
+async def test_delete_resource_version_precondition_conflict(registry: Registry) -> None:
+    store = registry.store(r.CONFIGMAPS)
+    made = await store.create(cm("x"), namespace="default", ctx=ctx())
+    rv = made["metadata"]["resourceVersion"]
+    with pytest.raises(Conflict) as e:
+        await store.delete(
+            namespace="default",
+            name="x",
+            options={"preconditions": {"resourceVersion": "1"}},
+            ctx=ctx(),
+        )
+    assert e.value.message == (
+        'Operation cannot be fulfilled on ConfigMap "x": the ResourceVersion in the '
+        f"precondition (1) does not match the ResourceVersion in record ({rv}). The object "
+        "might have been modified"
+    )
+    _out, finished = await store.delete(
+        namespace="default", name="x", options={"preconditions": {"resourceVersion": rv}}, ctx=ctx()
+    )
+    assert finished
+
+
+async def test_delete_legacy_orphan_dependents_adds_orphan_finalizer(registry: Registry) -> None:
+    store = registry.store(r.CONFIGMAPS)
+    await store.create(cm("x"), namespace="default", ctx=ctx())
+    out, finished = await store.delete(
+        namespace="default", name="x", options={"orphanDependents": True}, ctx=ctx()
+    )
+    assert not finished
+    assert out["metadata"]["finalizers"] == ["orphan"]

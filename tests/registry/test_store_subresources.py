@@ -266,3 +266,28 @@ async def test_events_v1_writes_are_core_events(registry: Registry) -> None:
     assert raw is not None and b'"involvedObject"' in raw.value
     assert b"resourceVersion" not in raw.value
     assert orjson.loads(raw.value)["apiVersion"] == "v1"
+
+
+async def test_events_v1_watch_converts_events(registry: Registry) -> None:
+    import asyncio
+
+    it = aiter(registry.store(r.EVENTS_V1).watch(namespace="default"))
+    pending = asyncio.ensure_future(anext(it))
+    await registry.store(r.EVENTS).create(core_event(), namespace="default", ctx=ctx())
+    t, ev = await asyncio.wait_for(pending, timeout=5)
+    assert t == "ADDED"
+    assert ev["apiVersion"] == "events.k8s.io/v1"
+    assert ev["regarding"]["name"] == "p"
+    await it.aclose()  # type: ignore[attr-defined]
+
+
+async def test_binding_uid_precondition_conflict(registry: Registry) -> None:
+    pods = registry.store(r.PODS)
+    made = await pods.create(pod(), namespace="default", ctx=ctx())
+    binding = {"metadata": {"name": "p", "uid": "other"}, "target": {"name": "n1"}}
+    with pytest.raises(Conflict) as e:
+        await pods.create(binding, namespace="default", name="p", subresource="binding", ctx=ctx())
+    assert e.value.message == (
+        'Operation cannot be fulfilled on pods "p": Precondition failed: UID in precondition: '
+        f"other, UID in object meta: {made['metadata']['uid']}"
+    )
