@@ -191,7 +191,7 @@ async def test_exec_streams_exit_code_and_tty(runc_node: Node) -> None:
     assert await tty.wait() == 0
     lines = out.decode().split("\r\n")
     assert lines[0].startswith("/dev/pts/") and lines[1] == "40 120"
-    tty.close()  # type: ignore[attr-defined]
+    tty.close()
     await sb.teardown(grace_seconds=1)
 
 

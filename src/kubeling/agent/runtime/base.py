@@ -101,6 +101,9 @@ class ExecSession(abc.ABC):
     @abc.abstractmethod
     async def kill(self) -> None: ...
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the session's terminal (tty sessions); call after ``wait``."""
+
 
 class ContainerRuntime(abc.ABC):
     name: str
