@@ -130,6 +130,7 @@ def _up(args: argparse.Namespace) -> int:
         log.warning("--runtime runc: the node agent is not available yet; no pods will run.")
 
     from kubeling.cluster import Cluster, ClusterConfig, split_host_port
+    from kubeling.machinery.errors import KubelingError
 
     try:
         split_host_port(args.listen)
@@ -149,11 +150,20 @@ def _up(args: argparse.Namespace) -> int:
         cluster = Cluster(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(sig: signal.Signals) -> None:
+            if stop.is_set():
+                # A second signal while stopping: the user wants out now.
+                print(f"kubeling: {sig.name} again; exiting without a clean stop", file=sys.stderr)
+                os._exit(130)
+            log.info("Received %s; stopping.", sig.name)
+            stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         try:
             await cluster.start()
-        except OSError as e:
+        except (OSError, ValueError, KubelingError) as e:
             print(f"kubeling: cannot start: {e}", file=sys.stderr)
             return 1
         print(f"kubeling is ready at {cluster.url} (kubeconfig: {cluster.kubeconfig})", flush=True)

@@ -93,10 +93,12 @@ class Cluster:
         host, port = split_host_port(self.config.listen)
         sock = bind(host, port)
         try:
-            pki = auth.ensure_pki(self.data_dir, hosts=[host])
-            self.token = pki.read_token()
+            # The store first: it refuses a data directory another kubeling is using, before
+            # anything in it (certificates, kubeconfig) is touched.
             self.backend = storage.open_backend(self.config.store, data_dir=self.data_dir)
             await self.backend.start()
+            pki = auth.ensure_pki(self.data_dir, hosts=[host])
+            self.token = pki.read_token()
             self.registry = await _maybe_await(Registry.open(backend=self.backend))
             await _maybe_await(self.registry.bootstrap())
             port = sock.getsockname()[1]

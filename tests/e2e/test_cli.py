@@ -56,3 +56,12 @@ def test_up_prints_one_ready_line_and_kubeconfig_command_prints_it(
     assert f"server: {kubeling_up.url}" in r.stdout
     assert oct(kubeling_up.kubeconfig.stat().st_mode & 0o777) == "0o600"
     assert kubeling_up.ok("get", "--raw", "/readyz") == "ok"
+
+
+def test_second_up_on_same_data_dir_is_refused(kubeling_up: Kubeling) -> None:
+    before = kubeling_up.kubeconfig.read_text()
+    r = _run("up", "--data-dir", str(kubeling_up.data_dir), "--listen", "127.0.0.1:0")
+    assert r.returncode == 1
+    assert "in use by another process" in r.stderr
+    assert kubeling_up.kubeconfig.read_text() == before
+    assert kubeling_up.ok("get", "--raw", "/livez") == "ok"
