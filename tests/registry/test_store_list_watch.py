@@ -75,6 +75,7 @@ async def test_list_pages_with_continue_at_the_first_revision(registry: Registry
     store = registry.store(r.CONFIGMAPS)
     first = await store.list(namespace="default", limit=2)
     assert names(first) == ["a", "b"]
+    assert first["metadata"]["remainingItemCount"] == 3
     token = first["metadata"]["continue"]
     await make(registry, "bb")  # written after the first page: not in this list
     second = await store.list(namespace="default", limit=2, continue_=token)
@@ -104,9 +105,11 @@ async def test_list_continue_token_has_upstream_shape(registry: Registry) -> Non
 async def test_list_limit_with_selector_fills_the_page(registry: Registry) -> None:
     await make(registry, "a", tier="x")
     await make(registry, "b", "c")
-    await make(registry, "d", tier="x")
+    await make(registry, "d", "e", tier="x")
     out = await registry.store(r.CONFIGMAPS).list(label_selector="tier=x", limit=2)
     assert names(out) == ["a", "d"]
+    assert out["metadata"]["continue"]
+    assert "remainingItemCount" not in out["metadata"]
 
 
 async def test_list_expired_continue_is_gone(registry: Registry, backend: MemoryBackend) -> None:

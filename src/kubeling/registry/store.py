@@ -367,9 +367,18 @@ class ResourceStore:
                 break
             start_after = last_key
         token = ""
+        remaining: int | None = None
         if more and limit > 0 and last_key:
             token = encode_continue(last_key, prefix, read_revision)
-        return codec.list_object(self.info, items, revision=read_revision, continue_=token)
+            if match is None:
+                # upstream counts the rest only when no selector filters it (etcd's Count).
+                tail = await self._backend.list(
+                    prefix, start_after=last_key, revision=read_revision
+                )
+                remaining = len(tail.items)
+        return codec.list_object(
+            self.info, items, revision=read_revision, continue_=token, remaining=remaining
+        )
 
     async def _list_start(
         self,
