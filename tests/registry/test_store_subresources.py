@@ -291,3 +291,18 @@ async def test_binding_uid_precondition_conflict(registry: Registry) -> None:
         'Operation cannot be fulfilled on pods "p": Precondition failed: UID in precondition: '
         f"other, UID in object meta: {made['metadata']['uid']}"
     )
+
+
+async def test_events_v1_create_validates_by_v1_rules(registry: Registry) -> None:
+    body = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "e3"},
+        "regarding": {"kind": "Pod", "namespace": "default", "name": "p"},
+        "reason": "Pulled",
+        "note": "pulled",
+        "type": "Normal",
+    }
+    with pytest.raises(Invalid) as e:
+        await registry.store(r.EVENTS_V1).create(body, namespace="default", ctx=ctx())
+    assert "eventTime: Required value" in e.value.message

@@ -197,6 +197,14 @@ class ResourceStore:
     def to_internal(self, served: Obj) -> Obj:
         return self._to_storage(served)
 
+    def _for_validation(self, internal: Obj) -> Obj:
+        """Validation sees the request's version, as upstream validates an events.k8s.io
+        Event by that API's rules (``eventTime``, ``action``... required); every other hook
+        sees the internal form."""
+        if self._to_storage is self._from_storage:
+            return internal
+        return self.to_served(internal)
+
     def _stored_bytes(self, internal: Obj) -> bytes:
         return codec.encode(internal)
 
@@ -655,7 +663,7 @@ class ResourceStore:
         errs = meta.validate_object_meta(
             obj, namespaced=self.info.namespaced, name_validation=self.strategy.name_validation
         )
-        errs.extend(self.strategy.validate(obj))
+        errs.extend(self.strategy.validate(self._for_validation(obj)))
         if errs:
             raise self.invalid(m.get("name") or "", errs)
         for text in self.strategy.warnings(obj):
@@ -990,9 +998,15 @@ class ResourceStore:
             new, old, namespaced=self.info.namespaced, name_validation=self.strategy.name_validation
         )
         if subresource == "status":
-            errs.extend(self.strategy.validate_status_update(new, old))
+            errs.extend(
+                self.strategy.validate_status_update(
+                    self._for_validation(new), self._for_validation(old)
+                )
+            )
         else:
-            errs.extend(self.strategy.validate_update(new, old))
+            errs.extend(
+                self.strategy.validate_update(self._for_validation(new), self._for_validation(old))
+            )
         if errs:
             raise self.invalid(name, errs)
         for text in self.strategy.warnings(new):
