@@ -10,9 +10,10 @@ compare-and-swap on the backend. Updates run in a loop that re-reads and retries
 swap loses a race (``GuaranteedUpdate``), unless the client named the resourceVersion it
 expects, in which case the loss is the client's 409.
 
-The store works on the *served* form of an object; ``conversion`` maps it to and from the
-stored form when two versions share storage (events.k8s.io Events). Reads put the revision
-back as ``resourceVersion`` (``codec``).
+The pipeline works on the *internal* form, which is the stored one (core/v1 for
+events.k8s.io Events, as upstream's internal version): request bodies are converted in,
+answers converted out (``conversion``), and only validation sees the request's version.
+Reads put the revision back as ``resourceVersion`` (``codec``).
 """
 
 from __future__ import annotations
