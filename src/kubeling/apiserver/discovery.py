@@ -13,6 +13,7 @@ that type and only when it was asked for.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -146,6 +147,7 @@ AGGREGATED_CONTENT_TYPE: Final = (
 )
 
 
+@functools.lru_cache(maxsize=64)
 def aggregated_version(accept: bytes) -> str:
     """``v2`` or ``v2beta1`` when the client prefers aggregated discovery, else ``""``."""
     if b"APIGroupDiscoveryList" not in accept:

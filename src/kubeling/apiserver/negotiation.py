@@ -9,6 +9,7 @@ from non-kubectl clients), or the ``k8s\\0`` protobuf envelope that kubectl's ty
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 from kubeling.machinery import decode
@@ -25,6 +26,7 @@ PATCH_TYPES: Final[dict[str, str]] = {
 _ACCEPTED: Final = "application/json, application/yaml, application/vnd.kubernetes.protobuf"
 
 
+@functools.lru_cache(maxsize=64)
 def table_version(accept: bytes) -> str:
     """``v1`` or ``v1beta1`` when the first acceptable media type is a Table, else ``""``."""
     if b"Table" not in accept:
