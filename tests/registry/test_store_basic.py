@@ -45,13 +45,35 @@ async def test_create_sets_server_metadata(registry: Registry, clock: FakeClock)
 
 async def test_create_twice_is_already_exists_with_upstream_text(registry: Registry) -> None:
     store = registry.store(r.PERSISTENTVOLUMECLAIMS)
-    store_cm = registry.store(r.CONFIGMAPS)
-    await store_cm.create(cm("x"), namespace="default", ctx=ctx())
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "x"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    await store.create(pvc, namespace="default", ctx=ctx())
     with pytest.raises(AlreadyExists) as e:
-        await store_cm.create(cm("x"), namespace="default", ctx=ctx())
-    assert e.value.message == 'configmaps "x" already exists'
-    assert e.value.to_status()["details"] == {"name": "x", "kind": "configmaps"}
-    assert store.info.plural == "persistentvolumeclaims"
+        await store.create(pvc, namespace="default", ctx=ctx())
+    assert e.value.message == 'persistentvolumeclaims "x" already exists'
+    assert e.value.to_status()["details"] == {"name": "x", "kind": "persistentvolumeclaims"}
+    apps = registry.store(r.STATEFULSETS)
+    sts = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "web"},
+        "spec": {
+            "serviceName": "web",
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+            },
+        },
+    }
+    await apps.create(sts, namespace="default", ctx=ctx())
+    with pytest.raises(AlreadyExists) as e:
+        await apps.create(sts, namespace="default", ctx=ctx())
+    assert e.value.message == 'statefulsets.apps "web" already exists'
 
 
 async def test_create_namespace_mismatch_is_bad_request(registry: Registry) -> None:
