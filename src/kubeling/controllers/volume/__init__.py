@@ -1,0 +1,1 @@
+"""The storage control plane's controllers: the PersistentVolume binder and protection."""
