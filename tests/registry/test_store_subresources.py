@@ -306,3 +306,17 @@ async def test_events_v1_create_validates_by_v1_rules(registry: Registry) -> Non
     with pytest.raises(Invalid) as e:
         await registry.store(r.EVENTS_V1).create(body, namespace="default", ctx=ctx())
     assert "eventTime: Required value" in e.value.message
+
+
+async def test_registered_subresource_serves_requests(registry: Registry) -> None:
+    from kubeling.registry.subresources import Subresource
+
+    class Log(Subresource):
+        async def get(self, *, namespace: str, name: str) -> dict[str, Any]:
+            pod = await self.store.get(namespace=namespace, name=name)
+            return {"text": f"logs of {pod['metadata']['name']}"}
+
+    registry.register_subresource("log", Log)
+    await registry.store(r.PODS).create(pod(), namespace="default", ctx=ctx())
+    out = await registry.store(r.PODS).get(namespace="default", name="p", subresource="log")
+    assert out == {"text": "logs of p"}

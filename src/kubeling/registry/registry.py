@@ -22,6 +22,7 @@ from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry import bootstrap as bootstrapping
 from kubeling.registry import codec, subresources
 from kubeling.registry.admission import Chain, default_chain
+from kubeling.registry.plugins.resize import PersistentVolumeClaimResize
 from kubeling.registry.store import Deps, NamespaceStore, ResourceStore
 from kubeling.registry.strategy import Strategy
 from kubeling.storage.interface import Backend
@@ -60,13 +61,16 @@ class Registry:
         self._resources = tuple(served)
         self._strategy_for = strategy_for
         self.admission = admission or default_chain(self._namespace_lookup)
+        if admission is None:
+            self.admission.plugins.append(PersistentVolumeClaimResize(self._object_lookup))
         self._deps = Deps(
             backend=backend,
             clock=clock,
             admission=self.admission,
             bookmark_interval=bookmark_interval,
-            subresource_factory=subresources.make,
+            subresource_factory=self._make_subresource,
         )
+        self._subresource_classes: dict[str, type[subresources.Subresource]] = {}
         self._stores: dict[ResourceInfo, ResourceStore] = {}
         self._closed = False
 
@@ -116,7 +120,25 @@ class Registry:
         return store
 
     def subresource(self, info: ResourceInfo, name: str) -> subresources.Subresource:
+        """The handler of ``<info.plural>/<name>``; see ``registry.subresources``."""
         return self.store(info).subresource(name)
+
+    def register_subresource(self, name: str, cls: type[subresources.Subresource]) -> None:
+        """Serve ``name`` (e.g. ``log``, ``exec``, ``token``) with ``cls`` for every resource
+        that lists it in ``ResourceInfo.subresources``; replaces a built-in handler too.
+        Register before the first request that uses it (handlers are cached per store)."""
+        self._subresource_classes[name] = cls
+
+    def _make_subresource(self, store: ResourceStore, name: str) -> subresources.Subresource:
+        cls = self._subresource_classes.get(name)
+        if cls is not None:
+            return cls(store, name)
+        return subresources.make(store, name)
+
+    async def _object_lookup(self, info: ResourceInfo, namespace: str, name: str) -> Obj | None:
+        """The stored object, for admission plugins that read other objects (a lister)."""
+        kv = await self.backend.get(codec.object_key(info, namespace=namespace, name=name))
+        return codec.decode_kv(kv) if kv is not None else None
 
     async def _namespace_lookup(self, name: str) -> Obj | None:
         kv = await self.backend.get(codec.object_key(resources.NAMESPACES, namespace="", name=name))
