@@ -167,3 +167,21 @@ def test_generate_name_prefix_is_validated_with_trailing_dash_masked() -> None:
     assert meta.validate_generate_name("web-", name_validation="subdomain") == []
     errs = meta.validate_generate_name("Web-", name_validation="subdomain")
     assert errs and errs[0].field == "metadata.generateName"
+
+
+async def test_create_does_not_own_status_of_kinds_with_status_subresource(
+    registry: Registry,
+) -> None:
+    out = await registry.store(r.PODS).create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+        },
+        namespace="default",
+        ctx=ctx(),
+    )
+    assert out["status"]["phase"] == "Pending"
+    fields = out["metadata"]["managedFields"][0]["fieldsV1"]
+    assert "f:status" not in fields and "f:spec" in fields

@@ -660,6 +660,9 @@ class ResourceStore:
             operation=operation,
             api_version=self.info.api_version,
             now=self.now,
+            # upstream's reset fields: the main resource never owns status when /status
+            # exists, even the status the strategy sets on create.
+            skip_status=self.strategy.status_subresource,
         )
         errs = meta.validate_object_meta(
             obj, namespaced=self.info.namespaced, name_validation=self.strategy.name_validation
