@@ -227,7 +227,20 @@ async def test_field_validation_defaults_to_warn_and_rejects_unknown_values(
     r = await client.post(
         "/api/v1/namespaces/default/configmaps?fieldValidation=Bogus", json={"metadata": {}}
     )
-    assert r.status_code == 400
+    assert r.status_code == 422
+    assert r.json()["message"] == (
+        'CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Bogus": '
+        'supported values: "", "Ignore", "Strict", "Warn"'
+    )
+
+
+async def test_unknown_dry_run_value_is_invalid(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/v1/namespaces/default/configmaps?dryRun=Some", json={})
+    assert r.status_code == 422
+    assert r.json()["message"] == (
+        'CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Some"}: '
+        'supported values: "All"'
+    )
 
 
 async def test_malformed_json_body_is_400(client: httpx.AsyncClient) -> None:

@@ -3,7 +3,8 @@
 The registry does the work (defaults, validation, preconditions, storage); this module only
 translates: query parameters and headers into a ``RequestContext`` and call arguments, the
 registry's objects into JSON or ``Table`` answers, and watch events into a newline-delimited
-chunked stream. Every registry call sits on one line so that the interface is easy to see.
+chunked stream. Each registry call is a single statement with keyword arguments, so the
+interface the edge relies on is visible at a glance.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -27,7 +29,14 @@ from kubeling.apiserver.http import (
     respond_json,
     warning_headers,
 )
-from kubeling.machinery.errors import BadRequest, Gone, MethodNotAllowed, StatusError
+from kubeling.machinery.errors import (
+    BadRequest,
+    Cause,
+    Gone,
+    Invalid,
+    MethodNotAllowed,
+    StatusError,
+)
 from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry.context import FieldValidation, RequestContext, UserInfo
 
@@ -68,29 +77,51 @@ def _int(req: Request, name: str) -> int | None:
         raise BadRequest(f"invalid value for {name}: {text!r}") from None
 
 
-def _dry_run(values: list[str]) -> bool:
-    for v in values:
-        if v != "All":
-            raise BadRequest(f'dryRun: Unsupported value: "{v}": supported values: "All"')
+_OPTIONS_KIND: Final = {
+    "POST": "CreateOptions",
+    "PUT": "UpdateOptions",
+    "PATCH": "PatchOptions",
+    "DELETE": "DeleteOptions",
+}
+
+
+def _invalid_option(method: str, field_name: str, bad: str, supported: str) -> Invalid:
+    """upstream's 422 for a bad write option (``ValidateCreateOptions`` and friends)."""
+    kind = _OPTIONS_KIND.get(method, "CreateOptions")
+    detail = f"Unsupported value: {bad}: supported values: {supported}"
+    return Invalid(
+        f'{kind}.meta.k8s.io "" is invalid: {field_name}: {detail}',
+        kind=kind,
+        group="meta.k8s.io",
+        causes=[Cause(reason="FieldValueNotSupported", message=detail, field=field_name)],
+    )
+
+
+def _dry_run(method: str, values: list[str]) -> bool:
+    if any(v != "All" for v in values):
+        # Go prints the rejected []string with %#v.
+        bad = "[]string{" + ", ".join(f'"{v}"' for v in values) + "}"
+        raise _invalid_option(method, "dryRun", bad, '"All"')
     return bool(values)
 
 
-def _field_validation(value: str) -> FieldValidation:
+def _field_validation(method: str, value: str) -> FieldValidation:
     """Upstream treats a request without ``fieldValidation`` as ``Warn``."""
     if not value:
         return "Warn"
     if value in ("Strict", "Warn", "Ignore"):
         return value  # type: ignore[return-value]
-    raise BadRequest(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{value}"')
+    raise _invalid_option(method, "fieldValidation", f'"{value}"', '"", "Ignore", "Strict", "Warn"')
 
 
 def build_context(req: Request, user: UserInfo) -> RequestContext:
+    method = req.method
     return RequestContext(
         user=user,
         field_manager=req.q("fieldManager"),
         user_agent=req.header(b"user-agent").decode("latin-1"),
-        field_validation=_field_validation(req.q("fieldValidation")),
-        dry_run=_dry_run(req.query.get("dryRun", [])),
+        field_validation=_field_validation(method, req.q("fieldValidation")),
+        dry_run=_dry_run(method, req.query.get("dryRun", [])),
         force=_bool(req.q("force")),
     )
 
@@ -251,9 +282,10 @@ class ResourceHandler:
 
     async def _watch(self, req: Request, send: Send, target: Target, ctx: RequestContext) -> None:
         store = self._registry.store(target.info)
-        timeout = _int(req, "timeoutSeconds")
+        timeout: float | None = _int(req, "timeoutSeconds")
         if timeout is None or timeout <= 0:
-            timeout = DEFAULT_WATCH_SECONDS
+            # Spread out when idle watches end, so that reflectors do not re-list in step.
+            timeout = DEFAULT_WATCH_SECONDS * (1 + random.random())
         table = negotiation.table_version(req.header(b"accept"))
         events: AsyncIterator[Any] = store.watch(
             ctx=ctx,
@@ -353,7 +385,7 @@ class ResourceHandler:
             options["orphanDependents"] = _bool(req.q("orphanDependents"))
         dry = options.get("dryRun") or []
         if dry:
-            ctx.dry_run = _dry_run(list(dry))
+            ctx.dry_run = _dry_run(req.method, list(dry))
         elif ctx.dry_run:
             options["dryRun"] = ["All"]
         return options
