@@ -48,6 +48,7 @@ BUILDERS: dict[str, str] = {
     # name → "module:function"; modules are imported only when the controller is enabled.
     "replicaset": "kubeling.controllers.replicaset:build",
     "local-path-provisioner": "kubeling.controllers.provisioner:build",
+    "volume-expansion": "kubeling.controllers.expansion:build",
     "persistentvolume-binder": "kubeling.controllers.pvbinder:build",
     "pvc-protection": "kubeling.controllers.pvbinder:build_pvc_protection",
     "pv-protection": "kubeling.controllers.pvbinder:build_pv_protection",

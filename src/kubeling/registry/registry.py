@@ -23,6 +23,7 @@ from kubeling.registry import bootstrap as bootstrapping
 from kubeling.registry import codec, subresources
 from kubeling.registry.admission import Chain, default_chain
 from kubeling.registry.plugins.resize import PersistentVolumeClaimResize
+from kubeling.registry.plugins.storage import storage_plugins
 from kubeling.registry.store import Deps, NamespaceStore, ResourceStore
 from kubeling.registry.strategy import Strategy
 from kubeling.storage.interface import Backend
@@ -63,6 +64,7 @@ class Registry:
         self.admission = admission or default_chain(self._namespace_lookup)
         if admission is None:
             self.admission.plugins.append(PersistentVolumeClaimResize(self._object_lookup))
+            self.admission.plugins.extend(storage_plugins(self._object_list))
         self._deps = Deps(
             backend=backend,
             clock=clock,
@@ -139,6 +141,11 @@ class Registry:
         """The stored object, for admission plugins that read other objects (a lister)."""
         kv = await self.backend.get(codec.object_key(info, namespace=namespace, name=name))
         return codec.decode_kv(kv) if kv is not None else None
+
+    async def _object_list(self, info: ResourceInfo) -> list[Obj]:
+        """Every stored object of a cluster-scoped resource, for admission plugins."""
+        listed = await self.backend.list(codec.key_prefix(info))
+        return [codec.decode_kv(kv) for kv in listed.items]
 
     async def _namespace_lookup(self, name: str) -> Obj | None:
         kv = await self.backend.get(codec.object_key(resources.NAMESPACES, namespace="", name=name))

@@ -1,0 +1,1 @@
+"""Admission plugins beyond the generic ones in ``registry.admission``, one module each."""
