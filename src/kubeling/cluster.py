@@ -79,6 +79,8 @@ class Cluster:
         self.app: Any = None
         self._server: Any = None
         self.started_at = 0.0
+        self.ready = False
+        """True once every component runs: ``/readyz`` answers 500 until then."""
 
     async def start(self) -> None:
         from kubeling import storage
@@ -110,6 +112,7 @@ class Cluster:
                     auth.cert_authenticator,
                 ],
                 server_address=self.url.removeprefix("https://"),
+                ready=lambda: self.ready,
             )
             self._server = HttpsServer(self.app, sock, pki=pki)
             auth.write_kubeconfig(self.kubeconfig, pki, server=self.url)
@@ -117,6 +120,7 @@ class Cluster:
             for component in [*self._builtin_components(), *self.components]:
                 await component.start()
                 self._started_components.append(component)
+            self.ready = True
         except BaseException:
             await self.stop()
             sock.close()
@@ -148,6 +152,7 @@ class Cluster:
     async def stop(self) -> None:
         """Stop components (reverse order), the API server (open watches end), then flush and
         close the store. Safe to call twice, and after a failed start."""
+        self.ready = False
         while self._started_components:
             component = self._started_components.pop()
             try:

@@ -13,12 +13,20 @@ from kubeling.machinery import resources
 
 
 class _Recorder:
-    def __init__(self, name: str, log: list[str]) -> None:
+    def __init__(self, name: str, log: list[str], cluster: list[Cluster] | None = None) -> None:
         self.name = name
         self.log = log
+        self.cluster = cluster
 
     async def start(self) -> None:
         self.log.append(f"start {self.name}")
+        if self.cluster:
+            # Components start while the API already serves but is not ready yet.
+            c = self.cluster[0]
+            tls = ssl.create_default_context(cafile=str(c.data_dir / "pki" / "ca.crt"))
+            async with httpx.AsyncClient(verify=tls) as client:
+                r = await client.get(f"{c.url}/readyz")
+                self.log.append(f"readyz {r.status_code}")
 
     async def stop(self) -> None:
         self.log.append(f"stop {self.name}")
@@ -47,22 +55,25 @@ async def test_cluster_serves_kubeconfig_credentials_and_runs_components(
 ) -> None:
     log: list[str] = []
     config = ClusterConfig(data_dir=tmp_path, listen="127.0.0.1:0", store="memory")
-    cluster = Cluster(config, components=[_Recorder("a", log), _Recorder("b", log)])
+    holder: list[Cluster] = []
+    cluster = Cluster(config, components=[_Recorder("a", log, holder), _Recorder("b", log)])
+    holder.append(cluster)
     async with cluster:
-        assert log == ["start a", "start b"]
+        assert log == ["start a", "readyz 500", "start b"]
         assert cluster.kubeconfig.exists()
         assert f"server: {cluster.url}" in cluster.kubeconfig.read_text()
         tls = ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.crt"))
         async with httpx.AsyncClient(
             verify=tls, headers={"Authorization": f"Bearer {cluster.token}"}
         ) as c:
+            assert (await c.get(f"{cluster.url}/readyz")).text == "ok"
             r = await c.get(f"{cluster.url}/api/v1/namespaces/kube-system")
             assert r.status_code == 200
             assert r.json()["metadata"]["name"] == "kube-system"
         local = cluster.local_client()
         listed = await local.list(resources.NAMESPACES)
         assert "default" in {n["metadata"]["name"] for n in listed["items"]}
-    assert log == ["start a", "start b", "stop b", "stop a"]
+    assert log == ["start a", "readyz 500", "start b", "stop b", "stop a"]
 
 
 async def test_cluster_start_failure_leaves_nothing_running(tmp_path: pathlib.Path) -> None:
