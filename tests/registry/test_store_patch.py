@@ -205,3 +205,23 @@ async def test_patch_strict_unknown_field_is_bad_request(registry: Registry) -> 
             namespace="default", name="x", patch=b'{"bogus":1}', content_type=MERGE, ctx=ctx()
         )
     assert 'strict decoding error: unknown field "bogus"' in e.value.message
+
+
+async def test_apply_manager_owns_exactly_what_it_applied(registry: Registry) -> None:
+    store = registry.store(r.CONFIGMAPS)
+    c = ctx(field_manager="kubectl")
+    first = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm1","labels":{"app":"demo"}},"data":{"a":"1","c":"3"}}'
+    out, _ = await store.patch(
+        namespace="default", name="cm1", patch=first, content_type=APPLY, ctx=c
+    )
+    entry = next(e for e in out["metadata"]["managedFields"] if e["operation"] == "Apply")
+    assert entry["fieldsV1"] == {
+        "f:data": {"f:a": {}, "f:c": {}},
+        "f:metadata": {"f:labels": {"f:app": {}}},
+    }
+    second = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm1"},"data":{"a":"1"}}'
+    out, _ = await store.patch(
+        namespace="default", name="cm1", patch=second, content_type=APPLY, ctx=c
+    )
+    entry = next(e for e in out["metadata"]["managedFields"] if e["operation"] == "Apply")
+    assert entry["fieldsV1"] == {"f:data": {"f:a": {}}}

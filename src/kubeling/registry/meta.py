@@ -283,10 +283,12 @@ def record_update(
     now: Callable[[], float],
     skip_status: bool = False,
     subresource: str = "",
+    applied: Obj | None = None,
 ) -> None:
     """Record ``manager``'s write in ``new.metadata.managedFields`` (in place).
 
-    The manager gains the fields the write changed (all fields on a create); other managers
+    The manager gains the fields the write changed (all fields on a create; with
+    ``applied``, an Apply manager owns exactly the applied configuration); other managers
     of the same fields lose them; entries left empty disappear; an entry whose field set did
     not change keeps its old ``time`` so a no-op write stays byte-identical (upstream's
     ``IgnoreManagedFieldsTimestampsTransformer``).
@@ -324,7 +326,11 @@ def record_update(
                 e["fieldsV1"] = rest
         out.append(e)
     before = (mine or {}).get("fieldsV1") or {}
-    fields = _union(before, changed)
+    if applied is not None:
+        # An Apply manager owns exactly what it applied this time.
+        fields = fields_v1(strip_for_fields(applied), skip_status=skip_status)
+    else:
+        fields = _union(before, changed)
     if fields:
         entry: dict[str, Any] = {
             "manager": manager,

@@ -578,7 +578,13 @@ class ResourceStore:
         return await self.create_decoded(body, namespace=namespace, ctx=ctx)
 
     async def create_decoded(
-        self, obj: Obj, *, namespace: str, ctx: RequestContext, operation: str = "Update"
+        self,
+        obj: Obj,
+        *,
+        namespace: str,
+        ctx: RequestContext,
+        operation: str = "Update",
+        applied: Obj | None = None,
     ) -> Obj:
         """Create from a decoded body (also the create-on-update and apply-create path)."""
         ns = self._ns(namespace)
@@ -603,7 +609,9 @@ class ResourceStore:
             cm = candidate["metadata"]
             if generated:
                 cm["name"] = meta.generate_name(cm["generateName"])
-            prepared = await self._before_create(candidate, ns=ns, ctx=ctx, operation=operation)
+            prepared = await self._before_create(
+                candidate, ns=ns, ctx=ctx, operation=operation, applied=applied
+            )
             name = prepared["metadata"]["name"]
             if ctx.dry_run:
                 if await self._backend.get(self._key(ns, name)) is not None:
@@ -626,7 +634,7 @@ class ResourceStore:
         raise AssertionError("unreachable")
 
     async def _before_create(
-        self, obj: Obj, *, ns: str, ctx: RequestContext, operation: str
+        self, obj: Obj, *, ns: str, ctx: RequestContext, operation: str, applied: Obj | None = None
     ) -> Obj:
         m = obj["metadata"]
         name = m.get("name") or ""
@@ -663,6 +671,7 @@ class ResourceStore:
             # upstream's reset fields: the main resource never owns status when /status
             # exists, even the status the strategy sets on create.
             skip_status=self.strategy.status_subresource,
+            applied=applied,
         )
         errs = meta.validate_object_meta(
             obj, namespaced=self.info.namespaced, name_validation=self.strategy.name_validation
@@ -796,6 +805,7 @@ class ResourceStore:
             precondition=precondition,
             allow_create=True,
             operation="Apply",
+            applied=applied,
         )
 
     async def guaranteed_update(
@@ -810,6 +820,7 @@ class ResourceStore:
         allow_create: bool | None = None,
         operation: str = "Update",
         fields_subresource: str | None = None,
+        applied: Obj | None = None,
     ) -> tuple[Obj, bool]:
         """Read, build the new object from the current one, prepare, swap; retry on a lost
         race unless the client set a resourceVersion precondition (``GuaranteedUpdate``).
@@ -831,7 +842,7 @@ class ResourceStore:
                 new.setdefault("metadata", {}).pop("resourceVersion", None)
                 try:
                     created = await self.create_decoded(
-                        new, namespace=namespace, ctx=ctx, operation=operation
+                        new, namespace=namespace, ctx=ctx, operation=operation, applied=applied
                     )
                 except AlreadyExists:
                     continue
@@ -867,6 +878,7 @@ class ResourceStore:
                 fields_subresource=subresource
                 if fields_subresource is None
                 else fields_subresource,
+                applied=applied,
             )
             if self._should_delete_during_update(prepared, current):
                 if ctx.dry_run:
@@ -936,6 +948,7 @@ class ResourceStore:
         subresource: str,
         operation: str,
         fields_subresource: str = "",
+        applied: Obj | None = None,
     ) -> Obj:
         self.strategy.default(new)
         await self._admit(
@@ -997,6 +1010,8 @@ class ResourceStore:
             api_version=self.info.api_version,
             now=self.now,
             subresource=fields_subresource,
+            skip_status=self.strategy.status_subresource and subresource == "",
+            applied=applied,
         )
         errs = meta.validate_object_meta_update(
             new, old, namespaced=self.info.namespaced, name_validation=self.strategy.name_validation
@@ -1303,9 +1318,11 @@ class NamespaceStore(ResourceStore):
     the namespace controller has emptied ``spec.finalizers`` through ``/finalize``."""
 
     async def _before_create(
-        self, obj: Obj, *, ns: str, ctx: RequestContext, operation: str
+        self, obj: Obj, *, ns: str, ctx: RequestContext, operation: str, applied: Obj | None = None
     ) -> Obj:
-        out = await super()._before_create(obj, ns=ns, ctx=ctx, operation=operation)
+        out = await super()._before_create(
+            obj, ns=ns, ctx=ctx, operation=operation, applied=applied
+        )
         out["status"] = {**(out.get("status") or {}), "phase": "Active"}
         spec = out.setdefault("spec", {})
         finalizers = list(spec.get("finalizers") or [])
