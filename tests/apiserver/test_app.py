@@ -175,6 +175,7 @@ async def test_paths_route_to_resource_namespace_name_subresource(
         "/api/v1/pods/web-0",
         "/apis/nogroup/v1/things",
         "/openapi/v2",
+        "/api/v1/namespaces//configmaps",
     ],
 )
 async def test_unknown_paths_are_404_status(client: httpx.AsyncClient, path: str) -> None:

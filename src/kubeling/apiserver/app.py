@@ -61,8 +61,10 @@ VERSION_INFO: Final = {
     "platform": "linux/amd64",
 }
 _UNAUTHENTICATED: Final = frozenset({"/version", "/version/", "/healthz", "/livez", "/readyz"})
-_NOT_FOUND: Final = NotFound("the server could not find the requested resource")
-_NOT_FOUND_STATUS: Final = orjson.dumps(_NOT_FOUND.to_status())
+
+
+def _not_found() -> NotFound:
+    return NotFound("the server could not find the requested resource")
 
 
 class OpenApi:
@@ -259,7 +261,7 @@ class App:
             await respond_json(send, 200, {"paths": sorted(self._discovery.documents)})
             return
         else:
-            raise _NOT_FOUND
+            raise _not_found()
         target = self._resolve(gv, rest)
         if target.info in reviews.RESOURCES and not target.name:
             await reviews.handle(req, send, target.info, user)
@@ -268,8 +270,8 @@ class App:
 
     def _resolve(self, gv: str, rest: list[str]) -> Target:
         routes = self._discovery.group_versions.get(gv)
-        if routes is None:
-            raise _NOT_FOUND
+        if routes is None or "" in rest:
+            raise _not_found()
         n = len(rest)
         if rest[0] == "namespaces" and n >= 3:
             ns = rest[1]
@@ -278,28 +280,28 @@ class App:
                 name = rest[3] if n >= 4 else ""
                 sub = rest[4] if n >= 5 else ""
                 if n > 5 or (sub and sub not in info.subresources):
-                    raise _NOT_FOUND
+                    raise _not_found()
                 return Target(info=info, namespace=ns, name=name, subresource=sub)
             if n == 3 and gv == "v1" and rest[2] in resources.NAMESPACES.subresources:
                 return Target(info=resources.NAMESPACES, namespace="", name=ns, subresource=rest[2])
-            raise _NOT_FOUND
+            raise _not_found()
         info = routes.get(rest[0])
         if info is None or n > 3:
-            raise _NOT_FOUND
+            raise _not_found()
         name = rest[1] if n >= 2 else ""
         sub = rest[2] if n >= 3 else ""
         if sub and sub not in info.subresources:
-            raise _NOT_FOUND
+            raise _not_found()
         if info.namespaced and name:
             # A namespaced object needs its namespace in the path.
-            raise _NOT_FOUND
+            raise _not_found()
         return Target(info=info, namespace="", name=name, subresource=sub)
 
     async def _serve_openapi(self, req: Request, send: Send, parts: list[str]) -> None:
         if len(parts) < 2 or parts[1] != "v3" or req.method != "GET":
             # /openapi/v2 is deliberately absent: kubectl parses it as protobuf and would
             # fail on JSON, while a 404 sends it to v3 or lets it carry on.
-            raise _NOT_FOUND
+            raise _not_found()
         if len(parts) == 2:
             body, etag = await self._openapi.root()
             await self._send_cached(req, send, body, etag, immutable=False)
@@ -307,7 +309,7 @@ class App:
         gv_path = "/".join(parts[2:])
         found = await self._openapi.group_version(gv_path)
         if found is None:
-            raise _NOT_FOUND
+            raise _not_found()
         body, etag = found
         wanted = req.q("hash")
         if wanted and wanted != etag:
