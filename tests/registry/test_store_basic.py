@@ -477,3 +477,16 @@ async def test_delete_legacy_orphan_dependents_adds_orphan_finalizer(registry: R
     )
     assert not finished
     assert out["metadata"]["finalizers"] == ["orphan"]
+
+
+async def test_update_namespace_mismatch_is_bad_request(registry: Registry) -> None:
+    store = registry.store(r.CONFIGMAPS)
+    await store.create(cm("x"), namespace="default", ctx=ctx())
+    body = cm("x")
+    body["metadata"] = {"name": "x", "namespace": "kube-system"}
+    with pytest.raises(BadRequest) as e:
+        await store.update(body, namespace="default", name="x", ctx=ctx())
+    assert e.value.message == (
+        "the namespace of the object (kube-system) does not match the namespace on the request "
+        "(default)"
+    )

@@ -713,6 +713,7 @@ class ResourceStore:
         )
 
     def _check_name_and_namespace(self, obj: Obj, *, namespace: str, name: str) -> None:
+        """The update and patch handlers' ``checkName``: the body names the URL's object."""
         m = obj.setdefault("metadata", {})
         body_name = m.get("name") or ""
         if body_name != name:
@@ -723,7 +724,10 @@ class ResourceStore:
         if self.info.namespaced:
             body_ns = m.get("namespace") or ""
             if body_ns and ns and body_ns != ns:
-                raise BadRequest(NAMESPACE_MISMATCH_MSG)
+                raise BadRequest(
+                    f"the namespace of the object ({body_ns}) does not match the namespace on "
+                    f"the request ({ns})"
+                )
             if ns:
                 m["namespace"] = ns
         else:
