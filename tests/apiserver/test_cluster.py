@@ -6,6 +6,7 @@ import pathlib
 import ssl
 
 import httpx
+import orjson
 import pytest
 
 from kubeling.cluster import Cluster, ClusterConfig, split_host_port
@@ -83,3 +84,43 @@ async def test_cluster_start_failure_leaves_nothing_running(tmp_path: pathlib.Pa
         await cluster.start()
     assert cluster.backend is None
     await cluster.stop()
+
+
+async def test_watch_on_object_path_streams_only_that_object(tmp_path: pathlib.Path) -> None:
+    config = ClusterConfig(data_dir=tmp_path, listen="127.0.0.1:0", store="memory", controllers=())
+    async with Cluster(config) as cluster:
+        local = cluster.local_client()
+        for name in ("a", "b"):
+            await local.create(
+                resources.CONFIGMAPS, {"metadata": {"name": name, "namespace": "default"}}
+            )
+        tls = ssl.create_default_context(cafile=str(tmp_path / "pki" / "ca.crt"))
+        async with (
+            httpx.AsyncClient(
+                verify=tls, headers={"Authorization": f"Bearer {cluster.token}"}
+            ) as c,
+            c.stream(
+                "GET", f"{cluster.url}/api/v1/namespaces/default/configmaps/b?watch=true"
+            ) as r,
+        ):
+            lines = r.aiter_lines()
+            first = orjson.loads(await anext(lines))
+            assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "b")
+            await local.patch(
+                resources.CONFIGMAPS,
+                name="a",
+                namespace="default",
+                patch={"data": {"x": "1"}},
+                patch_type="merge",
+            )
+            await local.patch(
+                resources.CONFIGMAPS,
+                name="b",
+                namespace="default",
+                patch={"data": {"x": "2"}},
+                patch_type="merge",
+            )
+            second = orjson.loads(await anext(lines))
+            assert second["type"] == "MODIFIED"
+            assert second["object"]["metadata"]["name"] == "b"
+            assert second["object"]["data"] == {"x": "2"}

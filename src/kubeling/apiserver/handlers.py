@@ -151,6 +151,11 @@ class ResourceHandler:
                     return
                 # TODO(#5): logs, exec, attach and port-forward come with the node agent.
                 raise MethodNotAllowed(NOT_ALLOWED)
+            if method == "GET" and not sub and _bool(req.q("watch")):
+                # The old single-object watch path: a watch of the collection narrowed to
+                # this name, as upstream serves it.
+                await self._watch(req, send, target, ctx)
+                return
             if method == "GET":
                 obj = await store.get(ctx=ctx, namespace=ns, name=name, subresource=sub)
                 code = 200
@@ -287,11 +292,15 @@ class ResourceHandler:
             # Spread out when idle watches end, so that reflectors do not re-list in step.
             timeout = DEFAULT_WATCH_SECONDS * (1 + random.random())
         table = negotiation.table_version(req.header(b"accept"))
+        field_selector = req.q("fieldSelector")
+        if target.name:
+            by_name = f"metadata.name={target.name}"
+            field_selector = f"{field_selector},{by_name}" if field_selector else by_name
         events: AsyncIterator[Any] = store.watch(
             ctx=ctx,
             namespace=target.namespace,
             label_selector=req.q("labelSelector"),
-            field_selector=req.q("fieldSelector"),
+            field_selector=field_selector,
             resource_version=req.q("resourceVersion"),
             allow_bookmarks=_bool(req.q("allowWatchBookmarks")),
             send_initial_events=_bool(req.q("sendInitialEvents"))
