@@ -255,13 +255,32 @@ async def test_update_keeps_uid_and_creation_timestamp(
     assert managers["m2"]["time"] == "2025-01-01T10:01:00Z"
 
 
-async def test_update_changed_uid_is_invalid(registry: Registry) -> None:
+async def test_update_with_other_uid_is_precondition_conflict(registry: Registry) -> None:
     store = registry.store(r.CONFIGMAPS)
-    await store.create(cm("x"), namespace="default", ctx=ctx())
+    made = await store.create(cm("x"), namespace="default", ctx=ctx())
     body = cm("x")
     body["metadata"] = {"name": "x", "uid": "other"}
-    with pytest.raises(Invalid) as e:
+    with pytest.raises(Conflict) as e:
         await store.update(body, namespace="default", name="x", ctx=ctx())
+    assert e.value.message == (
+        'Operation cannot be fulfilled on configmaps "x": StorageError: invalid object, Code: 4, '
+        "Key: /registry/core/configmaps/default/x, ResourceVersion: 0, AdditionalErrorMsg: "
+        "Precondition failed: UID in precondition: other, UID in object meta: "
+        f"{made['metadata']['uid']}"
+    )
+
+
+async def test_patch_changing_uid_is_invalid(registry: Registry) -> None:
+    store = registry.store(r.CONFIGMAPS)
+    await store.create(cm("x"), namespace="default", ctx=ctx())
+    with pytest.raises(Invalid) as e:
+        await store.patch(
+            namespace="default",
+            name="x",
+            patch=b'{"metadata":{"uid":"other"}}',
+            content_type="application/merge-patch+json",
+            ctx=ctx(),
+        )
     assert 'metadata.uid: Invalid value: "other": field is immutable' in e.value.message
 
 

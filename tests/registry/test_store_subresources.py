@@ -288,8 +288,10 @@ async def test_binding_uid_precondition_conflict(registry: Registry) -> None:
     with pytest.raises(Conflict) as e:
         await pods.create(binding, namespace="default", name="p", subresource="binding", ctx=ctx())
     assert e.value.message == (
-        'Operation cannot be fulfilled on pods "p": Precondition failed: UID in precondition: '
-        f"other, UID in object meta: {made['metadata']['uid']}"
+        'Operation cannot be fulfilled on pods "p": StorageError: invalid object, Code: 4, '
+        "Key: /registry/core/pods/default/p, ResourceVersion: 0, AdditionalErrorMsg: "
+        f"Precondition failed: UID in precondition: other, UID in object meta: "
+        f"{made['metadata']['uid']}"
     )
 
 

@@ -709,7 +709,12 @@ class ResourceStore:
             return copy.deepcopy(body)
 
         return await self.guaranteed_update(
-            namespace=namespace, name=name, ctx=ctx, build=build, precondition=precondition
+            namespace=namespace,
+            name=name,
+            ctx=ctx,
+            build=build,
+            precondition=precondition,
+            uid_precondition=body["metadata"].get("uid") or "",
         )
 
     def _check_name_and_namespace(self, obj: Obj, *, namespace: str, name: str) -> None:
@@ -825,6 +830,7 @@ class ResourceStore:
         operation: str = "Update",
         fields_subresource: str | None = None,
         applied: Obj | None = None,
+        uid_precondition: str = "",
     ) -> tuple[Obj, bool]:
         """Read, build the new object from the current one, prepare, swap; retry on a lost
         race unless the client set a resourceVersion precondition (``GuaranteedUpdate``).
@@ -851,6 +857,18 @@ class ResourceStore:
                 except AlreadyExists:
                     continue
                 return created, True
+            cur_uid = current["metadata"].get("uid", "")
+            if uid_precondition and uid_precondition != cur_uid:
+                # upstream: a PUT body's uid is a storage precondition, checked before
+                # anything else, and its failure is a Conflict wrapping the storage error.
+                raise self.conflict(
+                    name,
+                    storage_precondition_failed(
+                        key,
+                        f"Precondition failed: UID in precondition: {uid_precondition}, UID in "
+                        f"object meta: {cur_uid}",
+                    ),
+                )
             new_rv = (new.get("metadata") or {}).get("resourceVersion") or ""
             cur_rv = current["metadata"]["resourceVersion"]
             if not new_rv:
@@ -1462,6 +1480,15 @@ def _merge(target: Any, patch: Any) -> Any:
 
 
 # -- resourceVersion and continue tokens ---------------------------------------------------------
+
+
+def storage_precondition_failed(key: str, detail: str) -> str:
+    """upstream's ``StorageError`` text for a failed precondition (``ErrCodeInvalidObj``),
+    which Conflict answers quote verbatim."""
+    return (
+        f"StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, "
+        f"AdditionalErrorMsg: {detail}"
+    )
 
 
 def _not_supported_in_order(path: str, value: Any, supported: tuple[str, ...]) -> FieldError:

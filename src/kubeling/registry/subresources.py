@@ -32,6 +32,7 @@ from kubeling.registry.store import (
     apply_patch,
     parse_patch,
     patch_type,
+    storage_precondition_failed,
 )
 
 SCALE_INFO: Final = ResourceInfo(
@@ -305,17 +306,24 @@ class Binding(Subresource):
 
         def assign(pod: Obj) -> None:
             pm = pod["metadata"]
+            key = store._key(namespace, name)
             if uid and uid != pm.get("uid"):
                 raise store.conflict(
                     name,
-                    f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
-                    f"{pm.get('uid', '')}",
+                    storage_precondition_failed(
+                        key,
+                        f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                        f"{pm.get('uid', '')}",
+                    ),
                 )
             if rv and rv != pm.get("resourceVersion"):
                 raise store.conflict(
                     name,
-                    f"Precondition failed: ResourceVersion in precondition: {rv}, "
-                    f"ResourceVersion in object meta: {pm.get('resourceVersion', '')}",
+                    storage_precondition_failed(
+                        key,
+                        f"Precondition failed: ResourceVersion in precondition: {rv}, "
+                        f"ResourceVersion in object meta: {pm.get('resourceVersion', '')}",
+                    ),
                 )
             if pm.get("deletionTimestamp"):
                 raise conflict(f"pod {name} is being deleted, cannot be assigned to a host")
