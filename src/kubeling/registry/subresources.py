@@ -119,6 +119,7 @@ class Status(Subresource):
             precondition=precondition,
             subresource="status",
             allow_create=False,
+            uid_precondition=body["metadata"].get("uid") or "",
         )
 
     async def patch(
