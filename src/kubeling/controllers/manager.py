@@ -46,6 +46,7 @@ Builder = Callable[[ControllerContext], Controller]
 
 BUILDERS: dict[str, str] = {
     # name → "module:function"; modules are imported only when the controller is enabled.
+    "deployment": "kubeling.controllers.deployment:build",
     "replicaset": "kubeling.controllers.replicaset:build",
     "local-path-provisioner": "kubeling.controllers.provisioner:build",
     "volume-expansion": "kubeling.controllers.expansion:build",
