@@ -394,19 +394,17 @@ class VolumeIndex:
 
     def explain(self, claim: Obj, *, limit: int = 3, max_chars: int = 200) -> str:
         """``name: reason; name: reason`` for the closest refused volumes (fewest reasons,
-        then the same class, then name), at most ``limit`` of them and about ``max_chars``
+        then name), at most ``limit`` of them and about ``max_chars``
         characters; ``""`` when there is no volume at all."""
-        scored: list[tuple[int, int, str, list[str]]] = []
-        cclass = claim_class(claim)
+        scored: list[tuple[int, str, list[str]]] = []
         for name, volume in self.volumes.items():
             reasons = self.refusals(claim, volume)
-            if not reasons:
-                continue
-            scored.append((len(reasons), volume_class(volume) != cclass, name, reasons))
+            if reasons:
+                scored.append((len(reasons), name, reasons))
         scored.sort()
         parts: list[str] = []
         used = 0
-        for _, _, name, reasons in scored[:limit]:
+        for _, name, reasons in scored[:limit]:
             part = f"{name}: {', '.join(reasons)}"
             if parts and used + len(part) + 2 > max_chars:
                 break
