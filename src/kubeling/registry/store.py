@@ -524,6 +524,8 @@ class ResourceStore:
         finally:
             if pending is not None:
                 pending.cancel()
+                # Retrieve whatever it ends with, so nothing is logged as unhandled.
+                pending.add_done_callback(_swallow)
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 try:
@@ -1332,6 +1334,11 @@ class ResourceStore:
             deleted.append(item)
         listed["items"] = deleted
         return listed
+
+
+def _swallow(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class NamespaceStore(ResourceStore):
