@@ -33,6 +33,9 @@ class ClusterConfig:
     controllers: tuple[str, ...] | None = None
     """Controllers to run by name (``controllers.manager.BUILDERS``); None runs them all,
     ``()`` none (an API server alone, as envtest gives)."""
+    default_storage_class: bool = True
+    """Create the ``local-path`` default StorageClass on the first start, when the
+    local-path provisioner runs."""
 
 
 def split_host_port(text: str) -> tuple[str, int]:
@@ -120,6 +123,7 @@ class Cluster:
             for component in [*self._builtin_components(), *self.components]:
                 await component.start()
                 self._started_components.append(component)
+            await self._ensure_default_storage_class()
             self.ready = True
         except BaseException:
             await self.stop()
@@ -140,6 +144,18 @@ class Cluster:
         )
         # TODO(#5): the node agent and (#4) the DNS server join here as components.
         return [ControllerManager(ctx, enabled=self.config.controllers)]
+
+    async def _ensure_default_storage_class(self) -> None:
+        enabled = self.config.controllers
+        if enabled is not None and "local-path-provisioner" not in enabled:
+            return
+        from kubeling.controllers.provisioner import ensure_default_storage_class
+
+        await ensure_default_storage_class(
+            self.local_client(user_agent="kubeling-local-path-provisioner"),
+            enabled=self.config.default_storage_class,
+            data_dir=self.data_dir,
+        )
 
     def local_client(self, *, user_agent: str = "kubeling", field_manager: str = "") -> Any:
         """An in-process API client over this cluster's registry (``client.local``)."""

@@ -124,3 +124,19 @@ async def test_watch_on_object_path_streams_only_that_object(tmp_path: pathlib.P
             assert second["type"] == "MODIFIED"
             assert second["object"]["metadata"]["name"] == "b"
             assert second["object"]["data"] == {"x": "2"}
+
+
+async def test_first_start_creates_the_default_storage_class_once(tmp_path: pathlib.Path) -> None:
+    config = ClusterConfig(data_dir=tmp_path, listen="127.0.0.1:0", store="sqlite")
+    async with Cluster(config) as cluster:
+        local = cluster.local_client()
+        classes = (await local.list(resources.STORAGECLASSES))["items"]
+        annotations = [c["metadata"].get("annotations", {}) for c in classes]
+        assert [a.get("storageclass.kubernetes.io/is-default-class") for a in annotations] == [
+            "true"
+        ]
+        await local.delete(resources.STORAGECLASSES, name=classes[0]["metadata"]["name"])
+    # A class the user deleted stays deleted across restarts.
+    async with Cluster(config) as cluster:
+        local = cluster.local_client()
+        assert (await local.list(resources.STORAGECLASSES))["items"] == []
