@@ -38,7 +38,7 @@ async def test_create_sets_server_metadata(registry: Registry, clock: FakeClock)
     assert int(m["resourceVersion"]) > 0
     assert m["managedFields"][0]["manager"] == "kubectl-create"
     assert m["managedFields"][0]["operation"] == "Update"
-    assert m["managedFields"][0]["fieldsV1"] == {"f:data": {"f:a": {}}}
+    assert m["managedFields"][0]["fieldsV1"] == {"f:data": {".": {}, "f:a": {}}}
     got = await registry.store(r.CONFIGMAPS).get(namespace="default", name="cm1")
     assert got == out
 

@@ -38,7 +38,7 @@ async def test_managed_fields_move_to_the_manager_that_changed_them(
     made["data"]["k"] = "9"
     out, _ = await store.update(made, namespace="default", name="a", ctx=ctx(field_manager="edit"))
     by = {e["manager"]: e for e in out["metadata"]["managedFields"]}
-    assert by["kubectl-create"]["fieldsV1"] == {"f:data": {"f:j": {}}}
+    assert by["kubectl-create"]["fieldsV1"] == {"f:data": {".": {}, "f:j": {}}}
     assert by["kubectl-create"]["time"] == "2025-01-01T10:00:00Z"
     assert by["edit"]["fieldsV1"] == {"f:data": {"f:k": {}}}
     assert by["edit"]["time"] == "2025-01-01T10:00:05Z"

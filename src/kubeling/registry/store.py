@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from kubeling.machinery import decode as decoding
-from kubeling.machinery import selectors
+from kubeling.machinery import managedfields, selectors
+from kubeling.machinery import schema as schemas
 from kubeling.machinery.errors import (
     AlreadyExists,
     BadRequest,
@@ -262,6 +263,27 @@ class ResourceStore:
 
     def _manager(self, ctx: RequestContext) -> str:
         return meta.manager_name(ctx.field_manager, ctx.user_agent)
+
+    def _track_fields(
+        self, new: Obj, old: Obj | None, *, ctx: RequestContext, operation: str, subresource: str
+    ) -> None:
+        """Record a write in managedFields (``machinery.managedfields.track_update``); an
+        Apply already recorded its entry when it merged. Fields the write cannot own
+        (status on the main resource, spec through /status) are upstream's reset fields."""
+        if operation == "Apply":
+            return
+        managedfields.track_update(
+            old,
+            new,
+            manager=self._manager(ctx),
+            schema=schemas.for_kind(self.info.gvk),
+            api_version=self.info.api_version,
+            now=meta.rfc3339(self.now()),
+            subresource=subresource,
+            ignored=managedfields.reset_fields(
+                subresource, status_subresource=self.strategy.status_subresource
+            ),
+        )
 
     # -- subresources ------------------------------------------------------------------------
 
@@ -648,7 +670,6 @@ class ResourceStore:
             "deletionGracePeriodSeconds",
             "selfLink",
             "resourceVersion",
-            "managedFields",
         ):
             m.pop(key, None)
         m["uid"] = str(uuid.uuid4())
@@ -663,18 +684,8 @@ class ResourceStore:
         if clear:
             obj.pop("status", None)
         self.strategy.prepare_for_create(obj)
-        meta.record_update(
-            obj,
-            None,
-            manager=self._manager(ctx),
-            operation=operation,
-            api_version=self.info.api_version,
-            now=self.now,
-            # upstream's reset fields: the main resource never owns status when /status
-            # exists, even the status the strategy sets on create.
-            skip_status=self.strategy.status_subresource,
-            applied=applied,
-        )
+        # managedFields (machinery.managedfields): an Apply recorded them when it merged.
+        self._track_fields(obj, None, ctx=ctx, operation=operation, subresource="")
         errs = meta.validate_object_meta(
             obj, namespaced=self.info.namespaced, name_validation=self.strategy.name_validation
         )
@@ -784,13 +795,7 @@ class ResourceStore:
     async def _apply(
         self, *, namespace: str, name: str, patch: bytes, ctx: RequestContext
     ) -> tuple[Obj, bool]:
-        """Server-side apply, create-if-absent.
-
-        TODO(#2): the applied object is merged like a JSON merge patch and recorded as an
-        ``Apply`` managedFields entry; field ownership, removal of fields the manager no
-        longer applies and conflict detection belong to ``machinery/managedfields.py``,
-        which replaces ``apply_fallback`` at this one call site.
-        """
+        """Server-side apply, create-if-absent (``machinery.managedfields.apply``)."""
         if not ctx.field_manager:
             raise BadRequest("PATCH, fieldManager is required for apply requests")
         applied = parse_patch("apply", patch)
@@ -802,8 +807,20 @@ class ResourceStore:
         precondition = bool((applied.get("metadata") or {}).get("resourceVersion"))
 
         async def build(current: Obj | None) -> Obj:
-            base = current if current is not None else {"metadata": {}}
-            merged = apply_fallback(base, applied)
+            # machinery.managedfields: merge by the schema, prune what this manager stopped
+            # applying, 409 on other managers' fields unless force, the Apply entry.
+            merged = managedfields.apply(
+                current,
+                applied,
+                manager=ctx.field_manager,
+                force=ctx.force,
+                schema=schemas.for_kind(self.info.gvk),
+                api_version=self.info.api_version,
+                now=meta.rfc3339(self.now()),
+                ignored=managedfields.reset_fields(
+                    "", status_subresource=self.strategy.status_subresource
+                ),
+            )
             out = self._decode_body(merged, ctx)
             self._check_name_and_namespace(out, namespace=namespace, name=name)
             return out
@@ -1026,17 +1043,7 @@ class ResourceStore:
             and any(new.get(f) != old.get(f) for f in tracked)
         ):
             nm["generation"] = int(nm["generation"]) + 1
-        meta.record_update(
-            new,
-            old,
-            manager=self._manager(ctx),
-            operation=operation,
-            api_version=self.info.api_version,
-            now=self.now,
-            subresource=fields_subresource,
-            skip_status=self.strategy.status_subresource and subresource == "",
-            applied=applied,
-        )
+        self._track_fields(new, old, ctx=ctx, operation=operation, subresource=fields_subresource)
         errs = meta.validate_object_meta_update(
             new, old, namespaced=self.info.namespaced, name_validation=self.strategy.name_validation
         )
