@@ -173,6 +173,8 @@ class PersistentVolumeBinder(Controller):
         self.claims = ObjectCache(claim_key)
         self.classes = ObjectCache(o.name)
         self.pods = PodsByClaim()
+        self._waiting: dict[str, set[str]] = {}
+        """Unbound claims that found no volume, by class: a new volume wakes them."""
         self._resync_task: asyncio.Task[None] | None = None
         if informers is not None:
             self._wire(informers)
@@ -210,6 +212,20 @@ class PersistentVolumeBinder(Controller):
     def on_volume(self, volume: Obj) -> None:
         self.volumes.store(volume)
         self.enqueue(VOLUME_PREFIX + o.name(volume))
+        self._wake_waiting_claims(volume)
+
+    def _wake_waiting_claims(self, volume: Obj) -> None:
+        """A volume that became usable re-queues the claims that found nothing last time,
+        so they need not wait for the periodic resync (upstream waits up to 15 s)."""
+        ref = claim_ref(volume)
+        if ref is not None:
+            if not ref.get("uid"):
+                self.enqueue(CLAIM_PREFIX + claim_ref_key(ref))
+            return
+        if phase(volume) != "Available":
+            return
+        for key in sorted(self._waiting.pop(ix.volume_class(volume), ())):
+            self.enqueue(CLAIM_PREFIX + key)
 
     def on_volume_deleted(self, volume: Obj) -> None:
         self.volumes.delete(volume)
@@ -326,6 +342,7 @@ class PersistentVolumeBinder(Controller):
             if volume is not None:
                 await self.bind(volume, claim)
                 return
+            self._waiting.setdefault(claim_class(claim), set()).add(claim_key(claim))
             if claim_class_unset(claim):
                 default = self.default_class()
                 if default is not None:
