@@ -581,12 +581,30 @@ def test_client_side_apply_then_server_side_apply_takes_over_without_conflict() 
     got = by_manager(out)
     assert "f:a" not in got["kubectl-client-side-apply"]["fieldsV1"]["f:data"]
     assert got["kubectl"]["fieldsV1"]["f:data"] == {"f:a": {}, "f:c": {}}
+    # The annotation follows the applied configuration (sorted keys, no annotations key
+    # when the configuration has none, trailing newline).
     annotation = out["metadata"]["annotations"][mf.LAST_APPLIED_ANNOTATION]
     assert annotation == (
         '{"apiVersion":"v1","data":{"a":"2","c":"3"},"kind":"ConfigMap",'
-        '"metadata":{"annotations":{},"labels":{"app":"demo"},"name":"cm1",'
-        '"namespace":"default"}}\n'
+        '"metadata":{"labels":{"app":"demo"},"name":"cm1","namespace":"default"}}\n'
     )
+
+
+def test_last_applied_takeover_is_only_for_the_kubectl_manager_and_matching_values() -> None:
+    last_applied = (
+        '{"apiVersion":"v1","data":{"a":"1"},"kind":"ConfigMap","metadata":{"name":"cm1"}}'
+    )
+    created = stored(configmap(a="1", b="2"))
+    created["metadata"]["annotations"] = {mf.LAST_APPLIED_ANNOTATION: last_applied}
+    mf.track_update(
+        None, created, manager="kubectl-client-side-apply", schema=CM, api_version="v1", now=T1
+    )
+    with pytest.raises(Conflict):
+        ssa(created, configmap(a="2"), manager="kubectl-other")
+    # b was never in the annotation: still a conflict for kubectl, and only b is reported.
+    with pytest.raises(Conflict) as info:
+        ssa(created, configmap(a="2", b="3"))
+    assert [c.field for c in info.value.causes] == [".data.b"]
 
 
 @pytest.mark.parametrize(
@@ -618,8 +636,9 @@ def test_apply_rejects_a_list_map_item_without_its_key() -> None:
         "metadata": {"name": "s", "namespace": "default"},
         "spec": {"ports": [{"name": "http"}]},
     }
-    with pytest.raises(BadRequest) as info:
+    with pytest.raises(mf.UntypedValueError) as info:
         mf.apply(None, svc, manager="m", force=False, schema=svc_schema, api_version="v1", now=T1)
+    assert info.value.code == 500 and info.value.reason == ""
     assert info.value.message == (
         "failed to create typed patch object (default/s; /v1, Kind=Service): .spec.ports: "
         'element 0: associative list with keys has an element that omits key field "port" '

@@ -28,12 +28,13 @@ from typing import Any, Final
 import orjson
 
 from kubeling.machinery import schema as schema_mod
-from kubeling.machinery.errors import BadRequest, Cause, Conflict
+from kubeling.machinery.errors import BadRequest, Cause, Conflict, StatusError
 from kubeling.machinery.schema import SchemaNode
 from kubeling.machinery.types import Obj
 
 __all__ = [
     "FieldSet",
+    "UntypedValueError",
     "apply",
     "decode_fields_v1",
     "encode_fields_v1",
@@ -75,6 +76,15 @@ _STRIP: Final[Node] = {
 # List-map keys the upstream OpenAPI gives a default for (``protocol`` of container, service
 # and endpoint ports is ``TCP``); an applied item may omit them.
 _KEY_DEFAULTS: Final[dict[str, Any]] = {"protocol": "TCP"}
+
+
+class UntypedValueError(StatusError):
+    """An object the schema cannot type for field sets (an associative list item without
+    its key, duplicated keys in an applied list): upstream's field manager returns a plain
+    error, which the API answers as a 500 with no reason."""
+
+    reason = ""
+    code = 500
 
 
 class _TypedError(Exception):
@@ -1216,7 +1226,8 @@ def _conflict_error(conflicts: list[tuple[_Manager, tuple[str, ...]]]) -> Confli
 
 def _allowed_by_last_applied(live: Obj, t: _Type, api_version: str) -> Node:
     """upstream ``lastAppliedManager``: fields of the client-side-apply annotation whose
-    values still match the live object may be taken over by ``kubectl`` without a conflict."""
+    values still match the live object may be taken over by ``kubectl`` without a conflict
+    (only that manager name: others opt out this way)."""
     annotations = (live.get("metadata") or {}).get("annotations") or {}
     text = annotations.get(LAST_APPLIED_ANNOTATION)
     if not text:
@@ -1229,10 +1240,13 @@ def _allowed_by_last_applied(live: Obj, t: _Type, api_version: str) -> Node:
         return {}
     try:
         last_set = _node_of(last, t, False) or {}
-        _, modified, _ = _compare_root(last, live, t)
+        added, modified, removed = _compare_root(last, _without_managed_fields(live), t)
     except _TypedError:
         return {}
-    return _difference(last_set, modified, root=True) or {}
+    # Fields whose last-applied value is not what the live object holds stay contested.
+    for differing in (modified, added, removed):
+        last_set = _difference(last_set, differing, root=True) or {}
+    return last_set
 
 
 def _last_applied_text(applied: Obj) -> str:
@@ -1240,9 +1254,12 @@ def _last_applied_text(applied: Obj) -> str:
     as Go encodes an unstructured object (sorted keys, trailing newline)."""
     copy_ = dict(applied)
     meta = dict(copy_.get("metadata") or {})
-    annotations = dict(meta.get("annotations") or {})
-    annotations.pop(LAST_APPLIED_ANNOTATION, None)
-    meta["annotations"] = annotations
+    annotations = meta.get("annotations")
+    if isinstance(annotations, dict):
+        meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED_ANNOTATION}
+    else:
+        # Go's SetAnnotations(nil) drops the key.
+        meta.pop("annotations", None)
     copy_["metadata"] = meta
     return _json(copy_) + "\n"
 
@@ -1297,13 +1314,13 @@ def apply(
     try:
         applied_set = _node_of(applied, t, False) or {}
     except _TypedError as e:
-        raise BadRequest(
+        raise UntypedValueError(
             f"failed to create typed patch object ({where}; {_gvk_text(applied)}): {e}"
         ) from None
     try:
         merged = _merge(live_v, applied, t) if live is not None else _clean(applied)
     except _TypedError as e:
-        raise BadRequest(
+        raise UntypedValueError(
             f"failed to create typed live object ({where}; {_gvk_text(applied)}): {e}"
         ) from None
     me = _ident(manager, "Apply", api_version, subresource)
@@ -1337,7 +1354,7 @@ def apply(
                 conflicts.extend((m, p) for p in FieldSet(both).paths())
     if conflicts and not force:
         allowed: Node = {}
-        if manager.startswith("kubectl"):
+        if manager == "kubectl":
             allowed = _allowed_by_last_applied(live_obj, t, api_version)
         remaining = [(m, p) for m, p in conflicts if not _has_path(allowed, p)]
         if remaining:
