@@ -46,6 +46,9 @@ Builder = Callable[[ControllerContext], Controller]
 
 BUILDERS: dict[str, str] = {
     # name → "module:function"; modules are imported only when the controller is enabled.
+    "serviceaccount": "kubeling.controllers.serviceaccount:build",
+    "namespace": "kubeling.controllers.namespace:build",
+    "garbagecollector": "kubeling.controllers.garbagecollector:build",
     "deployment": "kubeling.controllers.deployment:build",
     "replicaset": "kubeling.controllers.replicaset:build",
     "local-path-provisioner": "kubeling.controllers.provisioner:build",
