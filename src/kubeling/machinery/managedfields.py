@@ -920,6 +920,18 @@ class _Manager:
         self.raw = raw
         """The entry as read, while nothing about it changed (re-used verbatim)."""
 
+    def changed(self, fields: Node, *, time: str | None = None) -> _Manager:
+        """A copy with another field set (and ``time``, if given); managers are never
+        modified in place, so the sets read from the live object stay comparable."""
+        return _Manager(
+            manager=self.manager,
+            operation=self.operation,
+            api_version=self.api_version,
+            subresource=self.subresource,
+            time=self.time if time is None else time,
+            fields=fields,
+        )
+
     @property
     def applied(self) -> bool:
         return self.operation == "Apply"
@@ -1038,9 +1050,8 @@ def _cap_update_managers(managers: dict[_Ident, _Manager]) -> None:
                 fields=moved.fields,
             )
         target = managers[bucket]
-        target.fields = _union(target.fields, m.fields, root=True)
-        target.time = m.time
-        target.raw = None
+        # The bucket takes the time of the newest update merged into it.
+        managers[bucket] = target.changed(_union(target.fields, m.fields, root=True), time=m.time)
         del managers[key]
         length -= 1
 
@@ -1155,15 +1166,14 @@ def track_update(
         removed = _recursive_difference(removed, ignored.raw, root=True) or {}
     changed = _union(modified, added, root=True)
     if changed or removed:
-        for m in managers.values():
+        for key, m in list(managers.items()):
             rest = m.fields
             if changed:
                 rest = _difference(rest, changed, root=True) or {}
             if removed:
                 rest = _difference(rest, removed, root=True) or {}
             if rest != m.fields:
-                m.fields = rest
-                m.raw = None
+                managers[key] = m.changed(rest)
     gained = _difference(changed, _STRIP, root=True) or {}
     if gained:
         key = _ident(manager, "Update", api_version, subresource)
@@ -1177,9 +1187,7 @@ def track_update(
                 time=now,
                 fields={},
             )
-        mine.fields = _union(mine.fields, gained, root=True)
-        mine.time = now
-        mine.raw = None
+        managers[key] = mine.changed(_union(mine.fields, gained, root=True), time=now)
     _cap_update_managers(managers)
     if old is not None and new_v == old_v and _same_sets(managers, old_managers):
         # upstream IgnoreManagedFieldsTimestampsTransformer: no write for a no-op.
@@ -1368,15 +1376,8 @@ def apply(
             rest = _difference(rest, changed, root=True) or {}
         if removed:
             rest = _difference(rest, removed, root=True) or {}
-        if rest is not m.fields and rest != m.fields:
-            m = _Manager(
-                manager=m.manager,
-                operation=m.operation,
-                api_version=m.api_version,
-                subresource=m.subresource,
-                time=m.time,
-                fields=rest,
-            )
+        if rest != m.fields:
+            m = m.changed(rest)
         if rest:
             managers[k] = m
     mine = _difference(applied_set, _STRIP, root=True) or {}
