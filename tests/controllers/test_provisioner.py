@@ -22,6 +22,7 @@ from kubeling.controllers.provisioner import (
 )
 from kubeling.machinery.errors import NotFound
 from kubeling.machinery.resources import (
+    NAMESPACES,
     PERSISTENTVOLUMECLAIMS,
     PERSISTENTVOLUMES,
     STORAGECLASSES,
@@ -432,3 +433,45 @@ async def test_ensure_default_storage_class_once(api: Api) -> None:
     # Without a data dir it is simply created when missing, and tolerated when present.
     assert await ensure_default_storage_class(api.client, enabled=True) is not None
     assert await ensure_default_storage_class(api.client, enabled=True) is None
+
+
+async def test_provisioner_refuses_a_directory_another_volume_holds(
+    api: Api, prov: LocalPathProvisioner
+) -> None:
+    await api.client.create(
+        STORAGECLASSES, storage_class(parameters={"pathPattern": "{{ .PVC.Name }}"})
+    )
+    first = await create_claim(api, claim())
+    pv = await volume_for(api, first)
+    await api.client.create(
+        NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}
+    )
+    second = await api.client.create(PERSISTENTVOLUMECLAIMS, claim(), namespace="other")
+
+    async def failed() -> bool:
+        return bool(await api.events(second, reason="ProvisioningFailed"))
+
+    await wait_until(failed, what="ProvisioningFailed")
+    [event] = await api.events(second, reason="ProvisioningFailed")
+    assert event["message"] == (
+        f"volume directory {pv['spec']['hostPath']['path']} is already used by volume "
+        f"{pv['metadata']['name']}"
+    )
+    assert not await has_volume(api, second)
+
+
+async def test_provisioner_does_not_provision_twice(api: Api, prov: LocalPathProvisioner) -> None:
+    """Upstream 11-7: a volume with the claim's name exists already; nothing is redone."""
+    await api.client.create(STORAGECLASSES, storage_class())
+    c = await create_claim(api, claim())
+    pv = await volume_for(api, c)
+    # Another change to the claim (the binder has not bound it yet) triggers another sync.
+    c = await api.client.get(PERSISTENTVOLUMECLAIMS, name="data", namespace="default")
+    c["metadata"].setdefault("labels", {})["touched"] = "yes"
+    await api.client.update(PERSISTENTVOLUMECLAIMS, c)
+    marker = await create_claim(api, claim("marker"))
+    await volume_for(api, marker)
+    assert [e["reason"] for e in await api.events(c)] == ["Provisioning", "ProvisioningSucceeded"]
+    assert (await api.client.get(PERSISTENTVOLUMES, name=pv["metadata"]["name"]))["metadata"][
+        "uid"
+    ] == pv["metadata"]["uid"]

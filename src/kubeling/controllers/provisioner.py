@@ -393,7 +393,8 @@ class LocalPathProvisioner(Controller):
             f'External provisioner is provisioning volume for claim "{key}"',
         )
         try:
-            path = await asyncio.to_thread(self._make_directory, sc, pv_name, claim)
+            taken = self._taken_paths(pv_name)
+            path = await asyncio.to_thread(self._make_directory, sc, pv_name, claim, taken)
         except ProvisioningError as e:
             self.recorder.event(claim, WARNING, "ProvisioningFailed", str(e))
             if e.permanent:
@@ -441,10 +442,28 @@ class LocalPathProvisioner(Controller):
                 permanent=True,
             )
 
-    def _make_directory(self, sc: Obj, pv_name: str, claim: Obj) -> pathlib.Path:
+    def _taken_paths(self, pv_name: str) -> dict[str, str]:
+        """Directory → volume, for every other volume this informer knows."""
+        taken: dict[str, str] = {}
+        for pv in self.volumes.list():
+            spec = pv.get("spec") or {}
+            path = (spec.get("hostPath") or spec.get("local") or {}).get("path")
+            if path and objects.name(pv) != pv_name:
+                taken[str(path)] = objects.name(pv)
+        return taken
+
+    def _make_directory(
+        self, sc: Obj, pv_name: str, claim: Obj, taken: dict[str, str]
+    ) -> pathlib.Path:
         relative = volume_relative_path(sc, pv_name=pv_name, claim=claim)
         self.storage_root.mkdir(parents=True, exist_ok=True)
         target = contained_path(self.storage_root, relative)
+        if str(target) in taken:
+            # A pathPattern can render the same directory for two claims (rancher lets them
+            # share it silently); kubeling refuses while another volume still holds it.
+            raise ProvisioningError(
+                f"volume directory {target} is already used by volume {taken[str(target)]}"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         # Re-check after creating parents: a symlink placed among them must not lead out.
         target = contained_path(self.storage_root, relative)
