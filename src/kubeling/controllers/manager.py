@@ -49,6 +49,7 @@ BUILDERS: dict[str, str] = {
     "serviceaccount": "kubeling.controllers.serviceaccount:build",
     "namespace": "kubeling.controllers.namespace:build",
     "garbagecollector": "kubeling.controllers.garbagecollector:build",
+    "statefulset": "kubeling.controllers.statefulset:build",
     "deployment": "kubeling.controllers.deployment:build",
     "replicaset": "kubeling.controllers.replicaset:build",
     "local-path-provisioner": "kubeling.controllers.provisioner:build",
