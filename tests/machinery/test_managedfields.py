@@ -4,9 +4,11 @@ conflict texts and ownership rules."""
 from __future__ import annotations
 
 import copy
+import pathlib
 from typing import Any
 
 import pytest
+import yaml
 
 from kubeling.machinery import managedfields as mf
 from kubeling.machinery import schema
@@ -654,3 +656,47 @@ def test_apply_does_not_modify_its_inputs() -> None:
     assert live == live_copy and applied == applied_copy
     out["spec"]["template"]["spec"]["containers"][0]["image"] = "changed"
     assert live == live_copy and applied == applied_copy
+
+
+TUTORIAL = pathlib.Path("/work/shared/acceptance/tutorial")
+
+
+def tutorial_documents() -> list[Any]:
+    if not TUTORIAL.is_dir():
+        return [pytest.param(None, id="no-tutorial", marks=pytest.mark.skip("no tutorial"))]
+    out = []
+    for path in sorted(TUTORIAL.glob("*.yaml")):
+        for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
+            if doc:
+                out.append(pytest.param(doc, id=f"{path.stem}-{i}-{doc['kind']}"))
+    return out
+
+
+@pytest.mark.parametrize("doc", tutorial_documents())
+def test_tutorial_manifests_apply_twice_as_a_no_op(doc: Obj) -> None:
+    group, _, version = doc["apiVersion"].rpartition("/")
+    node = schema.for_kind(GroupVersionKind(group=group, version=version, kind=doc["kind"]))
+    assert node is not None
+    doc["metadata"].setdefault("namespace", "default")
+    first = mf.apply(
+        None,
+        doc,
+        manager="kubectl",
+        force=False,
+        schema=node,
+        api_version=doc["apiVersion"],
+        now=T1,
+    )
+    (entry,) = entries(first)
+    assert mf.encode_fields_v1(mf.decode_fields_v1(entry["fieldsV1"])) == entry["fieldsV1"]
+    live = stored(first)
+    again = mf.apply(
+        live,
+        doc,
+        manager="kubectl",
+        force=False,
+        schema=node,
+        api_version=doc["apiVersion"],
+        now=T2,
+    )
+    assert again == live
