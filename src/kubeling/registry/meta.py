@@ -4,15 +4,14 @@ These are upstream's ``rest.BeforeCreate``/``BeforeUpdate`` and ``ValidateObject
 rules, kept apart from the store so the store reads as the sequence of steps a write goes
 through. Name, label and annotation syntax come from ``registry.validation`` (the shared
 validators with upstream's texts); this module adds what only metadata has: finalizer names,
-owner references, the fields an update may never change, and the simple per-manager
-``managedFields`` bookkeeping that server-side apply will later replace.
+owner references, the fields an update may never change, and the field manager's name
+(``managedFields`` themselves are ``machinery.managedfields``'s).
 """
 
 from __future__ import annotations
 
 import datetime
 import random
-from collections.abc import Callable
 from typing import Any, Final
 
 from kubeling.machinery import field as f
@@ -175,180 +174,7 @@ def validate_object_meta_update(
     return errs
 
 
-# -- managedFields ---------------------------------------------------------------------------
-
-# Fields no manager owns, as upstream's field manager strips them before computing sets.
-_STRIPPED_META: Final = frozenset(
-    {
-        "name",
-        "namespace",
-        "creationTimestamp",
-        "selfLink",
-        "uid",
-        "generation",
-        "managedFields",
-        "resourceVersion",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-    }
-)
-
-
-def fields_v1(obj: Obj, *, skip_status: bool = False) -> dict[str, Any]:
-    """A ``FieldsV1`` set naming every leaf of ``obj`` (lists count as one leaf).
-
-    This is the simple ownership model the store records until server-side apply's field
-    manager replaces it: lists are atomic, maps are granular.
-    """
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        if key in ("apiVersion", "kind"):
-            continue
-        if key == "status" and skip_status:
-            continue
-        if key == "metadata" and isinstance(value, dict):
-            sub = {k: v for k, v in value.items() if k not in _STRIPPED_META}
-            inner = _leaf_set(sub)
-            if inner:
-                out["f:metadata"] = inner
-            continue
-        out[f"f:{key}"] = _leaf_set(value) if isinstance(value, dict) else {}
-    return out
-
-
-def _leaf_set(value: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in value.items():
-        if isinstance(v, dict) and v:
-            out[f"f:{k}"] = _leaf_set(v)
-        else:
-            out[f"f:{k}"] = {}
-    return out
-
-
-def _changed_fields(new: Any, old: Any) -> dict[str, Any] | None:
-    """The part of ``new``'s field set whose values differ from ``old`` (None: no change)."""
-    if isinstance(new, dict) and isinstance(old, dict):
-        out: dict[str, Any] = {}
-        for k, v in new.items():
-            sub = _changed_fields(v, old.get(k, _MISSING))
-            if sub is not None:
-                out[f"f:{k}"] = sub
-        return out or None
-    if new == old:
-        return None
-    if isinstance(new, dict):
-        return _leaf_set(new) or {}
-    return {}
-
-
-_MISSING: Final = object()
-
-
-def _union(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _union(out[k], v) if k in out else v
-    return out
-
-
-def _subtract(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Fields of ``a`` not in ``b``; a leaf of ``b`` removes the whole subtree of ``a``."""
-    out: dict[str, Any] = {}
-    for k, v in a.items():
-        if k not in b:
-            out[k] = v
-        elif b[k] and v:
-            rest = _subtract(v, b[k])
-            if rest:
-                out[k] = rest
-    return out
-
-
-def strip_for_fields(obj: Obj) -> Obj:
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _STRIPPED_META}
-    out = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-    if meta:
-        out["metadata"] = meta
-    return out
-
-
-def record_update(
-    new: Obj,
-    old: Obj | None,
-    *,
-    manager: str,
-    operation: str,
-    api_version: str,
-    now: Callable[[], float],
-    skip_status: bool = False,
-    subresource: str = "",
-    applied: Obj | None = None,
-) -> None:
-    """Record ``manager``'s write in ``new.metadata.managedFields`` (in place).
-
-    The manager gains the fields the write changed (all fields on a create; with
-    ``applied``, an Apply manager owns exactly the applied configuration); other managers
-    of the same fields lose them; entries left empty disappear; an entry whose field set did
-    not change keeps its old ``time`` so a no-op write stays byte-identical (upstream's
-    ``IgnoreManagedFieldsTimestampsTransformer``).
-    """
-    # TODO(#2): lists are atomic and sets are computed without the schema; the server-side
-    # apply field manager (machinery/managedfields.py) replaces this with upstream's model.
-    meta = new.setdefault("metadata", {})
-    entries: list[dict[str, Any]] = [
-        dict(e) for e in (meta.get("managedFields") or []) if isinstance(e, dict)
-    ]
-    new_view = strip_for_fields(new)
-    if skip_status:
-        new_view.pop("status", None)
-    if old is None:
-        changed = fields_v1(new_view)
-    else:
-        old_view = strip_for_fields(old)
-        if skip_status:
-            old_view.pop("status", None)
-        changed = _changed_fields(new_view, old_view) or {}
-    changed = {k: v for k, v in changed.items() if k != "f:apiVersion" and k != "f:kind"}
-    out: list[dict[str, Any]] = []
-    mine: dict[str, Any] | None = None
-    for e in entries:
-        same = (e.get("manager"), e.get("operation"), e.get("subresource", ""))
-        if same == (manager, operation, subresource):
-            mine = e
-            continue
-        fields = e.get("fieldsV1") or {}
-        if changed and fields:
-            rest = _subtract(fields, changed)
-            if not rest:
-                continue
-            if rest != fields:
-                e["fieldsV1"] = rest
-        out.append(e)
-    before = (mine or {}).get("fieldsV1") or {}
-    if applied is not None:
-        # An Apply manager owns exactly what it applied this time.
-        fields = fields_v1(strip_for_fields(applied), skip_status=skip_status)
-    else:
-        fields = _union(before, changed)
-    if fields:
-        entry: dict[str, Any] = {
-            "manager": manager,
-            "operation": operation,
-            "apiVersion": api_version,
-            "time": rfc3339(now()),
-            "fieldsType": "FieldsV1",
-            "fieldsV1": fields,
-        }
-        if subresource:
-            entry["subresource"] = subresource
-        if mine is not None and before == fields and mine.get("apiVersion") == api_version:
-            entry["time"] = mine.get("time", entry["time"])
-        out.append(entry)
-    if out:
-        meta["managedFields"] = out
-    else:
-        meta.pop("managedFields", None)
+# -- field managers ----------------------------------------------------------------------------
 
 
 def manager_name(field_manager: str, user_agent: str) -> str:

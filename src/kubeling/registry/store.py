@@ -608,7 +608,6 @@ class ResourceStore:
         namespace: str,
         ctx: RequestContext,
         operation: str = "Update",
-        applied: Obj | None = None,
     ) -> Obj:
         """Create from a decoded body (also the create-on-update and apply-create path)."""
         ns = self._ns(namespace)
@@ -633,9 +632,7 @@ class ResourceStore:
             cm = candidate["metadata"]
             if generated:
                 cm["name"] = meta.generate_name(cm["generateName"])
-            prepared = await self._before_create(
-                candidate, ns=ns, ctx=ctx, operation=operation, applied=applied
-            )
+            prepared = await self._before_create(candidate, ns=ns, ctx=ctx, operation=operation)
             name = prepared["metadata"]["name"]
             if ctx.dry_run:
                 if await self._backend.get(self._key(ns, name)) is not None:
@@ -658,7 +655,7 @@ class ResourceStore:
         raise AssertionError("unreachable")
 
     async def _before_create(
-        self, obj: Obj, *, ns: str, ctx: RequestContext, operation: str, applied: Obj | None = None
+        self, obj: Obj, *, ns: str, ctx: RequestContext, operation: str
     ) -> Obj:
         m = obj["metadata"]
         name = m.get("name") or ""
@@ -833,7 +830,6 @@ class ResourceStore:
             precondition=precondition,
             allow_create=True,
             operation="Apply",
-            applied=applied,
         )
 
     async def guaranteed_update(
@@ -848,7 +844,6 @@ class ResourceStore:
         allow_create: bool | None = None,
         operation: str = "Update",
         fields_subresource: str | None = None,
-        applied: Obj | None = None,
         uid_precondition: str = "",
     ) -> tuple[Obj, bool]:
         """Read, build the new object from the current one, prepare, swap; retry on a lost
@@ -871,7 +866,7 @@ class ResourceStore:
                 new.setdefault("metadata", {}).pop("resourceVersion", None)
                 try:
                     created = await self.create_decoded(
-                        new, namespace=namespace, ctx=ctx, operation=operation, applied=applied
+                        new, namespace=namespace, ctx=ctx, operation=operation
                     )
                 except AlreadyExists:
                     continue
@@ -919,7 +914,6 @@ class ResourceStore:
                 fields_subresource=subresource
                 if fields_subresource is None
                 else fields_subresource,
-                applied=applied,
             )
             if self._should_delete_during_update(prepared, current):
                 if ctx.dry_run:
@@ -989,7 +983,6 @@ class ResourceStore:
         subresource: str,
         operation: str,
         fields_subresource: str = "",
-        applied: Obj | None = None,
     ) -> Obj:
         self.strategy.default(new)
         await self._admit(
@@ -1354,11 +1347,9 @@ class NamespaceStore(ResourceStore):
     the namespace controller has emptied ``spec.finalizers`` through ``/finalize``."""
 
     async def _before_create(
-        self, obj: Obj, *, ns: str, ctx: RequestContext, operation: str, applied: Obj | None = None
+        self, obj: Obj, *, ns: str, ctx: RequestContext, operation: str
     ) -> Obj:
-        out = await super()._before_create(
-            obj, ns=ns, ctx=ctx, operation=operation, applied=applied
-        )
+        out = await super()._before_create(obj, ns=ns, ctx=ctx, operation=operation)
         out["status"] = {**(out.get("status") or {}), "phase": "Active"}
         spec = out.setdefault("spec", {})
         finalizers = list(spec.get("finalizers") or [])
