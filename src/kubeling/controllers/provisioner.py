@@ -10,6 +10,11 @@ made is ``Released`` with reclaim policy ``Delete`` it removes, keeps or archive
 directory (class parameter ``onDelete``) and deletes the PersistentVolume, as an external
 deleter does.
 
+As upstream, a WaitForFirstConsumer claim is provisioned only once the scheduler picked a
+node: a pod that sets ``spec.nodeName`` itself skips the scheduler, nothing writes
+``selected-node``, and the claim stays Pending (field report B12; upstream's docs say not to
+use ``nodeName`` with such classes). kubeling keeps that behaviour rather than guess a node.
+
 Design choices:
 
 - No helper pod: the directory is made by this process, which runs on the node it
