@@ -466,3 +466,14 @@ async def test_deployment_pod_template_hash_isolates_revisions(env: Env) -> None
     assert pods[0]["metadata"]["name"].startswith(rs["metadata"]["name"] + "-")
     await asyncio.sleep(0)
     assert await env.client.get(PODS, name=pods[0]["metadata"]["name"], namespace="default")
+
+
+def test_equal_ignore_hash_treats_null_as_absent() -> None:
+    """kubectl's rollout undo sends ``metadata.creationTimestamp: null`` in the template."""
+    stored = {"metadata": {"labels": {"app": "x", "pod-template-hash": "abc"}}, "spec": {}}
+    sent = {"metadata": {"creationTimestamp": None, "labels": {"app": "x"}}, "spec": {}}
+    assert deployment.equal_ignore_hash(stored, sent)
+    assert deployment.compute_hash(sent, None) == deployment.compute_hash(
+        {"metadata": {"labels": {"app": "x"}}, "spec": {}}, None
+    )
+    assert not deployment.equal_ignore_hash(stored, {"metadata": {"labels": {"app": "y"}}})

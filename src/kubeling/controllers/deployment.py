@@ -94,14 +94,24 @@ def safe_encode(text: str) -> str:
 def compute_hash(template: Obj, collision_count: int | None) -> str:
     """``controller.ComputeHash``: fnv32a of the template plus, when set, the collision count
     as 8 little-endian bytes (only the low four are written, as upstream)."""
-    data = orjson.dumps(template, option=orjson.OPT_SORT_KEYS)
+    data = orjson.dumps(_drop_nulls(template), option=orjson.OPT_SORT_KEYS)
     if collision_count is not None:
         data += (collision_count & 0xFFFFFFFF).to_bytes(4, "little") + b"\x00" * 4
     return safe_encode(str(fnv32a(data)))
 
 
+def _drop_nulls(value: Any) -> Any:
+    """Go decodes ``null`` as the zero value, so ``creationTimestamp: null`` (which kubectl
+    sends inside templates) and an absent field are the same template."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
 def _without_hash(template: Obj | None) -> Obj:
-    out = copy.deepcopy(template or {})
+    out: Obj = _drop_nulls(template or {})
     meta = out.get("metadata")
     if isinstance(meta, dict):
         labels = dict(meta.get("labels") or {})
