@@ -700,3 +700,19 @@ def test_tutorial_manifests_apply_twice_as_a_no_op(doc: Obj) -> None:
         now=T2,
     )
     assert again == live
+
+
+def test_untyped_errors_name_the_item_by_its_key() -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "x", "env": [{"value": "1"}]}]},
+    }
+    with pytest.raises(mf.UntypedValueError) as info:
+        ssa(None, pod)
+    assert info.value.message == (
+        "failed to create typed patch object (default/p; /v1, Kind=Pod): "
+        '.spec.containers[name="c"].env: element 0: associative list with keys has an '
+        'element that omits key field "name" (and doesn\'t have default value)'
+    )

@@ -231,9 +231,12 @@ class _Type:
         elif "items" in spec:
             self.kind = _list_kind(spec)
             if self.kind == _LIST_MAP:
+                merge_key = spec.get("x-kubernetes-patch-merge-key")
                 self.keys = tuple(spec.get("x-kubernetes-list-map-keys") or ()) or (
-                    str(spec.get("x-kubernetes-patch-merge-key")),
+                    (str(merge_key),) if merge_key else ()
                 )
+                if not self.keys:
+                    self.kind = _ATOMIC
         elif "oneOf" in spec:
             self.kind = _SCALAR
         else:
@@ -588,7 +591,13 @@ def _node_of(v: Any, t: _Type, member: bool) -> Node | None:
                 # upstream keeps duplicated entries atomic: the item is owned as a whole.
                 out[pe] = {}
                 continue
-            child = _node_of(item, it, True) if kind == _LIST_MAP else {}
+            if kind == _LIST_MAP:
+                try:
+                    child = _node_of(item, it, True)
+                except _TypedError as e:
+                    raise e.within(pe) from None
+            else:
+                child = {}
             out[pe] = child if child is not None else {}
         if member:
             return out if len(out) > 1 else {}
