@@ -1027,7 +1027,8 @@ class ResourceStore:
         ):
             nm["deletionGracePeriodSeconds"] = om["deletionGracePeriodSeconds"]
         nm.pop("selfLink", None)
-        if "managedFields" not in nm and "managedFields" in om:
+        # An Apply already computed managedFields (absent: no manager owns anything).
+        if "managedFields" not in nm and "managedFields" in om and operation != "Apply":
             nm["managedFields"] = copy.deepcopy(om["managedFields"])
         tracked = self.strategy.generation_tracks
         if (
