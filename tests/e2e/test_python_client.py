@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, config, dynamic, watch
 
 from tests.e2e.conftest import Kubeling
 
@@ -60,5 +60,36 @@ def test_python_client_lists_creates_reads_and_watches(shared_kubeling: Kubeling
             ("ADDED", "from-python", {"greeting": "hello"}),
             ("MODIFIED", "from-python", {"greeting": "hi"}),
         ]
+    finally:
+        api_client.close()
+
+
+def test_dynamic_client_discovers_and_server_side_applies(shared_kubeling: Kubeling) -> None:
+    api_client = config.new_client_from_config(config_file=str(shared_kubeling.kubeconfig))
+    try:
+        dyn = dynamic.DynamicClient(api_client)
+        sts = dyn.resources.get(api_version="apps/v1", kind="StatefulSet")
+        assert (sts.name, sts.namespaced, sts.short_names) == ("statefulsets", True, ["sts"])
+        cms = dyn.resources.get(api_version="v1", kind="ConfigMap")
+        dyn.resources.get(api_version="v1", kind="Namespace").create(
+            body={"metadata": {"name": "dynamic"}}
+        )
+        applied = cms.server_side_apply(
+            body={
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "applied"},
+                "data": {"x": "y"},
+            },
+            namespace="dynamic",
+            field_manager="pytest",
+        )
+        assert applied.to_dict()["data"] == {"x": "y"}
+        listed = cms.get(namespace="dynamic")
+        assert [i.metadata.name for i in listed.items] == ["applied"]
+        managers = [
+            m.manager for m in cms.get(name="applied", namespace="dynamic").metadata.managedFields
+        ]
+        assert managers == ["pytest"]
     finally:
         api_client.close()
