@@ -736,3 +736,76 @@ async def test_statefulset_upstream_mode_leaves_broken_pods_for_the_user(
     assert pod["spec"]["containers"][0]["image"] == BROKEN, "upstream needs a manual delete"
     await api.client.delete(PODS, name="web-1", namespace=NS)
     await rolled_out(api)
+
+
+async def test_statefulset_claim_create_failure_fails_the_pod_create(api: Api) -> None:
+    sts = make_sts(replicas=1)
+    # Accepted with the set (upstream checks claim templates only when claims are made).
+    sts["spec"]["volumeClaimTemplates"][0]["spec"]["accessModes"] = ["ReadWriteSometimes"]
+    await api.client.create(STATEFULSETS, sts)
+    await start(api)
+
+    async def both() -> bool:
+        return len(set(await messages(api, "FailedCreate"))) >= 2
+
+    await wait_until(both, what="FailedCreate events for the claim and the pod")
+    texts = set(await messages(api, "FailedCreate"))
+    claim_error = (
+        'PersistentVolumeClaim "www-web-0" is invalid: spec.accessModes: Unsupported value: '
+        '"ReadWriteSometimes"'
+    )
+    assert any(
+        t.startswith("create Claim www-web-0 for Pod web-0 in StatefulSet web failed error: ")
+        and claim_error in t
+        for t in texts
+    ), texts
+    assert any(
+        t.startswith(
+            "create Pod web-0 in StatefulSet web failed error: failed to create PVC www-web-0: "
+        )
+        and claim_error in t
+        for t in texts
+    ), texts
+    assert await pods(api) == {}
+
+
+async def test_statefulset_restores_identity_labels(api: Api, kubelet: Kubelet) -> None:
+    await api.client.create(STATEFULSETS, make_sts(replicas=1, claims=()))
+    await start(api)
+    kubelet.start()
+    await settled(api, replicas=1, ready_=1)
+    await api.client.patch(
+        PODS,
+        name="web-0",
+        namespace=NS,
+        patch={"metadata": {"labels": {POD_INDEX_LABEL: None, POD_NAME_LABEL: "other"}}},
+        patch_type="merge",
+    )
+
+    async def restored() -> bool:
+        labels = (await pods(api))["web-0"]["metadata"]["labels"]
+        return labels.get(POD_INDEX_LABEL) == "0" and labels.get(POD_NAME_LABEL) == "web-0"
+
+    await wait_until(restored, what="the identity labels back")
+    assert "update Pod web-0 in StatefulSet web successful" in await messages(
+        api, "SuccessfulUpdate"
+    )
+
+
+async def test_statefulset_min_ready_seconds_gates_availability(api: Api, kubelet: Kubelet) -> None:
+    sts = make_sts(replicas=2, claims=())
+    # Two seconds: timestamps have whole seconds, so a pod is unavailable for at least one.
+    sts["spec"]["minReadySeconds"] = 2
+    await api.client.create(STATEFULSETS, sts)
+    await start(api)
+    kubelet.start()
+    await settled(api, replicas=1, ready_=1)
+    # web-0 is Ready but not yet available, so web-1 waits (OrderedReady).
+    status = (await get_sts(api))["status"]
+    assert status["availableReplicas"] == 0
+    assert sorted(await pods(api)) == ["web-0"]
+
+    async def available() -> bool:
+        return (await get_sts(api))["status"].get("availableReplicas") == 2
+
+    await wait_until(available, what="both pods available after minReadySeconds")

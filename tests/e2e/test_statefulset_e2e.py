@@ -240,3 +240,54 @@ def test_statefulset_when_scaled_delete_collects_claims(kubeling_up: Kubeling) -
     _until(lambda: not _live_pods(k, ns), "the set's pods to go with it")
     left = sorted(c["metadata"]["name"] for c in _json(k, "get", "pvc", "-n", ns)["items"])
     assert left == ["www-web-0", "www-web-1"], "whenDeleted: Retain keeps every claim"
+
+
+def test_statefulset_claim_templates_change_only_through_orphan_delete(
+    kubeling_up: Kubeling,
+) -> None:
+    """B35: a bigger claim template is refused; the workaround (orphan delete, re-apply)
+    keeps pods and claims, and only claims made later get the new size."""
+    k = kubeling_up
+    ns = "sts-b35"
+    k.ok("create", "namespace", ns)
+    k.ok("apply", "-n", ns, "-f", "-", input=MANIFEST)
+    with readied(k, ns):
+        assert _rollout_status(k, ns).returncode == 0
+    bigger = MANIFEST.replace("storage: 1Gi", "storage: 2Gi")
+
+    refused = k.kubectl("apply", "-n", ns, "-f", "-", input=bigger)
+    assert refused.returncode != 0
+    assert (
+        "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', "
+        "'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', "
+        "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+    ) in refused.stderr
+
+    pods_before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in _live_pods(k, ns)}
+    k.ok("delete", "sts", "web", "-n", ns, "--cascade=orphan")
+
+    def orphaned() -> bool:
+        return all(not p["metadata"].get("ownerReferences") for p in _live_pods(k, ns))
+
+    _until(orphaned, "the pods to be orphaned")
+    k.ok("apply", "-n", ns, "-f", "-", input=bigger)
+
+    def adopted() -> bool:
+        refs = [p["metadata"].get("ownerReferences") or [] for p in _live_pods(k, ns)]
+        return len(refs) == 2 and all(r and r[0]["kind"] == "StatefulSet" for r in refs)
+
+    _until(adopted, "the new set to adopt the pods")
+    with readied(k, ns):
+        assert _rollout_status(k, ns).returncode == 0
+    assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in _live_pods(k, ns)} == (
+        pods_before
+    ), "adopted as they were, not replaced"
+
+    k.ok("scale", "sts", "web", "-n", ns, "--replicas=3")
+    with readied(k, ns):
+        assert _rollout_status(k, ns).returncode == 0
+    sizes = {
+        c["metadata"]["name"]: c["spec"]["resources"]["requests"]["storage"]
+        for c in _json(k, "get", "pvc", "-n", ns)["items"]
+    }
+    assert sizes == {"www-web-0": "1Gi", "www-web-1": "1Gi", "www-web-2": "2Gi"}
