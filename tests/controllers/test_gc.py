@@ -91,14 +91,21 @@ async def test_gc_foreground_deletes_dependents_before_the_owner(env: Env) -> No
     assert answer["metadata"]["finalizers"] == ["foregroundDeletion"]
     assert answer["metadata"]["deletionTimestamp"]
 
+    order_broken = False
+
     async def all_gone() -> bool:
-        return (
-            await gone(env, DEPLOYMENTS, "web")
-            and await gone(env, REPLICASETS, rs_name)
-            and not await env.pods(selector="app=web")
-        )
+        nonlocal order_broken
+        # Read the owner first: once it is gone, its dependents must already be gone (and
+        # nothing recreates them without it).
+        owner_gone = await gone(env, DEPLOYMENTS, "web")
+        rs_gone = await gone(env, REPLICASETS, rs_name)
+        pods_gone = not await env.pods(selector="app=web")
+        if owner_gone and not (rs_gone and pods_gone):
+            order_broken = True
+        return owner_gone and rs_gone and pods_gone
 
     await env.eventually(all_gone)
+    assert not order_broken
 
 
 async def test_gc_foreground_owner_waits_for_a_blocking_dependent(env: Env) -> None:

@@ -205,6 +205,15 @@ def test_delete_deployment_cascades_and_delete_namespace_completes(
         ),
         what="replica sets and pods of the deleted deployment",
     )
+    # Foreground: kubectl waits until the dependents and then the owner are gone.
+    k.ok("create", "deployment", "fg", "--image=nginx:1.27", "--replicas=2", "-n", ns)
+    poll(lambda: len(_pods(k, ns, "app=fg")) == 2, what="pods of fg")
+    result = k.kubectl(
+        "delete", "deployment", "fg", "-n", ns, "--cascade=foreground", "--timeout=60s", timeout=90
+    )
+    assert result.returncode == 0, result.stderr
+    assert not _pods(k, ns, "app=fg")
+    assert not json.loads(k.ok("get", "rs", "-n", ns, "-l", "app=fg", "-o", "json"))["items"]
     # Orphan: the replica set stays, without its owner reference.
     k.ok("delete", "deployment", "kept", "-n", ns, "--cascade=orphan")
     rs = json.loads(k.ok("get", "rs", "-n", ns, "-l", "app=kept", "-o", "json"))["items"]

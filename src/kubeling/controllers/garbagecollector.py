@@ -207,18 +207,21 @@ class GarbageCollector(Controller):
                     node, [{"$patch": "delete", "uid": uid} for uid in gone]
                 )
             return
-        if waiting and self.dependents_of(node.uid):
-            # Let our own dependents block the waiting owner instead of us: unblock our
-            # reference to it, then delete ourselves in the foreground (upstream does this so
-            # the owner's wait covers the whole chain).
-            await self._patch_owner_refs(
-                node,
-                [
-                    {**_ref_key(ref), "uid": ref.get("uid"), "blockOwnerDeletion": False}
-                    for ref in waiting
-                    if ref.get("blockOwnerDeletion")
-                ],
-            )
+        dependents = self.dependents_of(node.uid)
+        if waiting and dependents:
+            # Delete in the foreground so the waiting owner's wait covers the whole chain.
+            # Only when one of our own dependents also waits on its dependents are our
+            # references made non-blocking first: that breaks a possible cycle (upstream's
+            # same guard, with the same false positives).
+            if any(dep.deleting_dependents for dep in dependents):
+                await self._patch_owner_refs(
+                    node,
+                    [
+                        {**_ref_key(ref), "uid": ref.get("uid"), "blockOwnerDeletion": False}
+                        for ref in node.owners
+                        if ref.get("blockOwnerDeletion")
+                    ],
+                )
             policy = "Foreground"
         elif node.has_finalizer(ORPHAN):
             policy = "Orphan"

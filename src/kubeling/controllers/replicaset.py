@@ -29,7 +29,7 @@ from kubeling.client.events import NORMAL, WARNING, EventRecorder
 from kubeling.client.informer import Informer, object_key, split_key
 from kubeling.client.interface import Client
 from kubeling.machinery import objects
-from kubeling.machinery.errors import Forbidden, Invalid, NotFound, StatusError
+from kubeling.machinery.errors import Conflict, Forbidden, Invalid, NotFound, StatusError
 from kubeling.machinery.resources import PODS, REPLICASETS
 from kubeling.machinery.selectors import LabelSelector, label_selector_from_object
 from kubeling.machinery.types import Obj, ResourceInfo
@@ -580,16 +580,35 @@ class ReplicaSetController(Controller):
 
     async def _update_status(self, rs: Obj, filtered: list[Obj], error: Exception | None) -> None:
         status = calculate_status(rs, filtered, error, now=utcnow())
-        current = rs.get("status") or {}
-        if _status_equal(current, status):
+        body = copy.deepcopy(rs)
+        # upstream ``updateReplicaSetStatus``: one retry on a fresh read after a conflict.
+        for attempt in range(2):
+            current = body.get("status") or {}
+            if _status_equal(current, status) and current.get("observedGeneration") == status.get(
+                "observedGeneration"
+            ):
+                rs["status"] = current
+                return
+            body["status"] = status
+            try:
+                updated = await self.client.update(REPLICASETS, body, subresource="status")
+            except NotFound:
+                return
+            except Conflict:
+                if attempt:
+                    raise
+                try:
+                    body = await self.client.get(
+                        REPLICASETS, name=objects.name(rs), namespace=objects.namespace(rs)
+                    )
+                except NotFound:
+                    return
+                if objects.uid(body) != objects.uid(rs):
+                    return
+                # The status keeps the generation it was computed from, as upstream.
+                continue
+            rs["status"] = updated.get("status") or {}
             return
-        out = copy.deepcopy(rs)
-        out["status"] = status
-        try:
-            updated = await self.client.update(REPLICASETS, out, subresource="status")
-        except NotFound:
-            return
-        rs["status"] = updated.get("status") or {}
 
 
 def _namespace_terminating(e: StatusError) -> bool:
