@@ -39,9 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser(
         "up",
         help="run a whole cluster in the foreground",
-        description="Run the API server (and, as they are built, controllers, node agent and "
-        "DNS) in the foreground. Prints one line when the API is ready; SIGTERM or Ctrl-C "
-        "stops it cleanly.",
+        description="Run the API server and the controllers (and, as they are built, the node "
+        "agent and DNS) in the foreground. Prints one line when the cluster is ready; SIGTERM "
+        "or Ctrl-C stops it cleanly (exit 0), a second signal exits at once.",
     )
     up.add_argument("--data-dir", type=pathlib.Path, help=data_help)
     up.add_argument(
@@ -70,7 +70,13 @@ def _parser() -> argparse.ArgumentParser:
         help="how pods run: auto (runc when root and runc are present, else simulated), runc, "
         "or simulated (the node agent is not available yet; accepted)",
     )
-    up.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    up.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more logging on stderr: -v what happens, -vv also one line per request",
+    )
 
     kc = sub.add_parser("kubeconfig", help="print the admin kubeconfig of a data directory")
     kc.add_argument("--data-dir", type=pathlib.Path, help=data_help)
