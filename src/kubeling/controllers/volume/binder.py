@@ -115,6 +115,25 @@ def pod_terminated(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded")
 
 
+class Draft:
+    """A copy of a cached object made on the first change, so a sync that changes
+    nothing (the periodic resync of a bound pair) copies nothing."""
+
+    def __init__(self, original: Obj) -> None:
+        self.original = original
+        self._copy: Obj | None = None
+
+    @property
+    def obj(self) -> Obj:
+        if self._copy is None:
+            self._copy = o.deep_copy(self.original)
+        return self._copy
+
+    @property
+    def dirty(self) -> bool:
+        return self._copy is not None
+
+
 class PodsByClaim:
     """Pods by the ``namespace/claim`` keys of the claims they use."""
 
@@ -511,8 +530,7 @@ class PersistentVolumeBinder(Controller):
 
     async def _bind_volume_to_claim(self, volume: Obj, claim: Obj) -> Obj:
         set_bbc = not ix.is_volume_bound_to_claim(volume, claim)
-        clone = o.deep_copy(volume)
-        dirty = False
+        draft = Draft(volume)
         ref = claim_ref(volume)
         if (
             ref is None
@@ -520,7 +538,7 @@ class PersistentVolumeBinder(Controller):
             or ref.get("namespace") != o.namespace(claim)
             or (ref.get("uid") or "") != o.uid(claim)
         ):
-            clone.setdefault("spec", {})["claimRef"] = {
+            draft.obj.setdefault("spec", {})["claimRef"] = {
                 "kind": "PersistentVolumeClaim",
                 "namespace": o.namespace(claim),
                 "name": o.name(claim),
@@ -528,32 +546,28 @@ class PersistentVolumeBinder(Controller):
                 "apiVersion": "v1",
                 "resourceVersion": o.resource_version(claim),
             }
-            dirty = True
         if set_bbc and not has_annotation(volume, ANN_BOUND_BY_CONTROLLER):
-            o.ensure_meta(clone).setdefault("annotations", {})[ANN_BOUND_BY_CONTROLLER] = "yes"
-            dirty = True
-        if not dirty:
+            o.ensure_meta(draft.obj).setdefault("annotations", {})[ANN_BOUND_BY_CONTROLLER] = "yes"
+        if not draft.dirty:
             return volume
-        new = await self.client.update(PERSISTENTVOLUMES, clone)
+        new = await self.client.update(PERSISTENTVOLUMES, draft.obj)
         self.volumes.store(new)
         return new
 
     async def _bind_claim_to_volume(self, claim: Obj, volume: Obj) -> Obj:
-        should_bind = spec(claim).get("volumeName") != o.name(volume)
-        clone = o.deep_copy(claim)
-        annotations: dict[str, Any] = o.ensure_meta(clone).setdefault("annotations", {})
-        dirty = False
-        if should_bind:
-            clone.setdefault("spec", {})["volumeName"] = o.name(volume)
-            dirty = True
+        draft = Draft(claim)
+        annotations = o.annotations(claim)
+        if spec(claim).get("volumeName") != o.name(volume):
+            draft.obj.setdefault("spec", {})["volumeName"] = o.name(volume)
             if ANN_BOUND_BY_CONTROLLER not in annotations:
-                annotations[ANN_BOUND_BY_CONTROLLER] = "yes"
+                o.ensure_meta(draft.obj).setdefault("annotations", {})[ANN_BOUND_BY_CONTROLLER] = (
+                    "yes"
+                )
         if ANN_BIND_COMPLETED not in annotations:
-            annotations[ANN_BIND_COMPLETED] = "yes"
-            dirty = True
-        if not dirty:
+            o.ensure_meta(draft.obj).setdefault("annotations", {})[ANN_BIND_COMPLETED] = "yes"
+        if not draft.dirty:
             return claim
-        new = await self.client.update(PERSISTENTVOLUMECLAIMS, clone)
+        new = await self.client.update(PERSISTENTVOLUMECLAIMS, draft.obj)
         self.claims.store(new)
         return new
 
@@ -561,22 +575,22 @@ class PersistentVolumeBinder(Controller):
         """``updateClaimStatus``: phase, and access modes and capacity from the volume
         (capacity only on the transition into the phase), or both cleared."""
         current = ix.status(claim)
-        clone = o.deep_copy(claim)
-        st: dict[str, Any] = clone.setdefault("status", {})
-        dirty = False
+        draft = Draft(claim)
+
+        def st() -> dict[str, Any]:
+            status: dict[str, Any] = draft.obj.setdefault("status", {})
+            return status
+
         if current.get("phase") != to:
-            st["phase"] = to
-            dirty = True
+            st()["phase"] = to
         if volume is None:
             for field in ("accessModes", "capacity"):
-                if st.get(field) is not None:
-                    del st[field]
-                    dirty = True
+                if current.get(field) is not None:
+                    del st()[field]
         else:
             modes = spec(volume).get("accessModes")
             if current.get("accessModes") != modes:
-                st["accessModes"] = o.deep_copy(modes)
-                dirty = True
+                st()["accessModes"] = o.deep_copy(modes)
             if current.get("phase") != to:
                 capacity = (spec(volume).get("capacity") or {}).get("storage")
                 if capacity is None:
@@ -585,11 +599,10 @@ class PersistentVolumeBinder(Controller):
                     )
                 have = (current.get("capacity") or {}).get("storage")
                 if have is None or ix.quantity_value(have) != ix.quantity_value(capacity):
-                    st["capacity"] = o.deep_copy(spec(volume).get("capacity"))
-                    dirty = True
-        if not dirty:
+                    st()["capacity"] = o.deep_copy(spec(volume).get("capacity"))
+        if not draft.dirty:
             return claim
-        new = await self.client.update(PERSISTENTVOLUMECLAIMS, clone, subresource="status")
+        new = await self.client.update(PERSISTENTVOLUMECLAIMS, draft.obj, subresource="status")
         self.claims.store(new)
         return new
 

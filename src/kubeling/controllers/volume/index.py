@@ -20,6 +20,8 @@ why each was refused, for the FailedBinding event.
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -121,6 +123,17 @@ def abbreviate_modes(modes: Iterable[str]) -> str:
 def quantity_value(text: Any) -> Fraction | None:
     if text is None:
         return None
+    if isinstance(text, str):
+        return _parsed(text)
+    try:
+        return parse_quantity(text).value
+    except (QuantityError, ValueError, TypeError):
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> Fraction | None:
+    # sizes repeat (every sync re-reads the same few "1Gi"s): parse each text once
     try:
         return parse_quantity(text).value
     except (QuantityError, ValueError, TypeError):
@@ -343,9 +356,9 @@ class VolumeIndex:
             bucket = self._free.get((group, cls))
             if not bucket:
                 continue
-            start = bisect.bisect_left(bucket, (request, ""))
-            for _, name in bucket[start:]:
-                volume = self.volumes[name]
+            # walk from the smallest that fits without copying the rest of the bucket
+            for i in range(bisect.bisect_left(bucket, (request, "")), len(bucket)):
+                volume = self.volumes[bucket[i][1]]
                 if volume_mode(volume) != wanted_mode:
                     continue
                 if o.deletion_timestamp(volume) is not None:
@@ -392,15 +405,35 @@ class VolumeIndex:
             reasons.append("being deleted")
         return reasons
 
-    def explain(self, claim: Obj, *, limit: int = 3, max_chars: int = 200) -> str:
+    def _explain_candidates(self, claim: Obj) -> Iterator[Obj]:
+        """Volumes most likely to be close first: those reserved for the claim, then the
+        free ones of its class, then the rest."""
+        seen: set[str] = set()
+        first = list(self.reserved_for(claim_key(claim)))
+        cls = claim_class(claim)
+        for (_, vclass), bucket in self._free.items():
+            if vclass == cls:
+                first.extend(self.volumes[name] for _, name in bucket)
+        for volume in itertools.chain(first, self.volumes.values()):
+            name = o.name(volume)
+            if name not in seen:
+                seen.add(name)
+                yield volume
+
+    def explain(
+        self, claim: Obj, *, limit: int = 3, max_chars: int = 200, scan_limit: int = 1000
+    ) -> str:
         """``name: reason; name: reason`` for the closest refused volumes (fewest reasons,
         then name), at most ``limit`` of them and about ``max_chars``
-        characters; ``""`` when there is no volume at all."""
+        characters; ``""`` when there is no volume at all. At most ``scan_limit`` volumes
+        are looked at, the likeliest first."""
         scored: list[tuple[int, str, list[str]]] = []
-        for name, volume in self.volumes.items():
+        # A bounded look: an explanation must not cost a scan of every volume on every
+        # sync of every pending claim.
+        for volume in itertools.islice(self._explain_candidates(claim), scan_limit):
             reasons = self.refusals(claim, volume)
             if reasons:
-                scored.append((len(reasons), name, reasons))
+                scored.append((len(reasons), o.name(volume), reasons))
         scored.sort()
         parts: list[str] = []
         used = 0
