@@ -310,7 +310,7 @@ def kubeconfig_text(pki: Pki, *, server: str) -> str:
         "users:\n"
         "- name: kubeling-admin\n"
         "  user:\n"
-        f"    token: {pki.read_token()}\n"
+        f'    token: "{pki.read_token()}"\n'
         "contexts:\n"
         "- name: kubeling\n"
         "  context:\n"
