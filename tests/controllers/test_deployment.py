@@ -477,3 +477,47 @@ def test_equal_ignore_hash_treats_null_as_absent() -> None:
         {"metadata": {"labels": {"app": "x"}}, "spec": {}}, None
     )
     assert not deployment.equal_ignore_hash(stored, {"metadata": {"labels": {"app": "y"}}})
+
+
+async def test_deployment_scaling_mid_rollout_is_proportional(env: Env) -> None:
+    """The upstream documentation's example: 10 replicas, maxSurge 3, maxUnavailable 2, a
+    rollout stuck at old 8 / new 5, scaled to 15: the 5 extra go 3 to old, 2 to new."""
+    start(env)
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}}
+    await env.client.create(
+        DEPLOYMENTS, make_deployment("web", 10, strategy=strategy), namespace="default"
+    )
+    await settle(env, "web", within=30)
+    await env.client.patch(
+        DEPLOYMENTS,
+        name="web",
+        namespace="default",
+        patch={
+            "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}
+        },
+        patch_type="strategic",
+    )
+
+    async def stuck() -> list[int] | None:
+        rss = await replica_sets(env, "web")
+        sizes = [rs["spec"]["replicas"] for rs in rss]
+        return sizes if sizes == [8, 5] else None
+
+    await env.eventually(stuck)
+    await env.client.patch(
+        DEPLOYMENTS,
+        name="web",
+        namespace="default",
+        patch={"spec": {"replicas": 15}},
+        patch_type="merge",
+    )
+
+    async def spread() -> list[int] | None:
+        rss = await replica_sets(env, "web")
+        sizes = [rs["spec"]["replicas"] for rs in rss]
+        return sizes if sizes == [11, 7] else None
+
+    await env.eventually(spread)
+    rss = await replica_sets(env, "web")
+    assert {rs["metadata"]["annotations"][deployment.DESIRED_REPLICAS] for rs in rss} == {"15"}
+    assert {rs["metadata"]["annotations"][deployment.MAX_REPLICAS] for rs in rss} == {"18"}
