@@ -226,3 +226,38 @@ def test_delete_deployment_cascades_and_delete_namespace_completes(
     gone = k.kubectl("get", "namespace", ns)
     assert gone.returncode != 0
     assert "NotFound" in gone.stderr
+
+
+STUCK = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: stuck
+  namespace: {ns}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 1
+  selector:
+    matchLabels: {{app: stuck}}
+  template:
+    metadata:
+      labels: {{app: stuck}}
+    spec:
+      nodeSelector: {{kubeling.test/no-such-node: "true"}}
+      containers:
+      - name: app
+        image: nginx:1.27
+"""
+
+
+def test_rollout_status_reports_progress_deadline_exceeded(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "wl-stuck")
+    k.ok("apply", "-f", "-", input=STUCK.format(ns=ns))
+    # The pod can never be scheduled (and nobody marks it Ready): the deadline passes and
+    # kubectl says so.
+    result = rollout_status(k, ns, "stuck")
+    assert result.returncode == 1
+    assert 'error: deployment "stuck" exceeded its progress deadline' in result.stderr
+    described = k.ok("describe", "deployment", "stuck", "-n", ns)
+    assert "ProgressDeadlineExceeded" in described
