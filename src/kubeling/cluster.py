@@ -33,6 +33,8 @@ class ClusterConfig:
     controllers: tuple[str, ...] | None = None
     """Controllers to run by name (``controllers.manager.BUILDERS``); None runs them all,
     ``()`` none (an API server alone, as envtest gives)."""
+    agent: bool = True
+    """Run the node agent (``agent.kubelet``) beside the controllers (never with ``()``)."""
     default_storage_class: bool = True
     """Create the ``local-path`` default StorageClass on the first start, when the
     local-path provisioner runs."""
@@ -82,6 +84,8 @@ class Cluster:
         self.app: Any = None
         self._server: Any = None
         self.started_at = 0.0
+        self._pki: Any = None
+        self._agent_token = ""
         self.ready = False
         """True once every component runs: ``/readyz`` answers 500 until then."""
 
@@ -117,6 +121,18 @@ class Cluster:
                 server_address=self.url.removeprefix("https://"),
                 ready=lambda: self.ready,
             )
+            # Node agent (#5): service-account tokens (TokenRequest + their authenticator)
+            # and the proxy for pods/log and pods/exec to the agent's loopback endpoint.
+            import secrets
+
+            from kubeling.apiserver import proxy, satokens
+
+            sa_tokens = satokens.ServiceAccountTokens(pki.dir)
+            self.registry.register_subresource("token", sa_tokens.subresource_class())
+            self.app.authenticators.append(sa_tokens)
+            self._pki = pki
+            self._agent_token = secrets.token_urlsafe(32)
+            proxy.install(self.app, self.registry, agent_token=self._agent_token)
             self._server = HttpsServer(self.app, sock, pki=pki)
             auth.write_kubeconfig(self.kubeconfig, pki, server=self.url)
             await self._server.start()
@@ -142,8 +158,21 @@ class Cluster:
         ctx = ControllerContext(
             client=client, informers=SharedInformerFactory(client), data_dir=self.data_dir
         )
-        # TODO(#5): the node agent and (#4) the DNS server join here as components.
-        return [ControllerManager(ctx, enabled=self.config.controllers)]
+        # TODO(#4): the DNS server joins here as a component.
+        components: list[Component] = [ControllerManager(ctx, enabled=self.config.controllers)]
+        if self.config.agent:
+            from kubeling.agent.kubelet import Kubelet
+
+            components.append(
+                Kubelet(
+                    self.local_client(user_agent="kubelet", field_manager="kubelet"),
+                    data_dir=self.data_dir / "agent",
+                    runtime=self.config.runtime,
+                    server_token=self._agent_token,
+                    ca_cert=self._pki.ca_cert.read_bytes() if self._pki else b"",
+                )
+            )
+        return components
 
     async def _ensure_default_storage_class(self) -> None:
         enabled = self.config.controllers
