@@ -809,3 +809,30 @@ async def test_statefulset_min_ready_seconds_gates_availability(api: Api, kubele
         return (await get_sts(api))["status"].get("availableReplicas") == 2
 
     await wait_until(available, what="both pods available after minReadySeconds")
+
+
+async def test_statefulset_replaces_a_failed_pod_under_the_same_name(
+    api: Api, kubelet: Kubelet
+) -> None:
+    await api.client.create(STATEFULSETS, make_sts(replicas=2))
+    await start(api)
+    kubelet.start()
+    await settled(api, replicas=2, ready_=2)
+    before = await pods(api)
+    claim_uid = o.uid((await claims(api))["www-web-0"])
+    await api.client.patch(
+        PODS,
+        name="web-0",
+        namespace=NS,
+        patch={"status": {"phase": "Failed", "conditions": [{"type": "Ready", "status": "False"}]}},
+        patch_type="merge",
+        subresource="status",
+    )
+
+    async def replaced() -> bool:
+        pod = (await pods(api)).get("web-0")
+        return pod is not None and o.uid(pod) != o.uid(before["web-0"]) and _is_ready(pod)
+
+    await wait_until(replaced, what="a new web-0")
+    assert o.uid((await pods(api))["web-1"]) == o.uid(before["web-1"])
+    assert o.uid((await claims(api))["www-web-0"]) == claim_uid, "the same claim, the same data"

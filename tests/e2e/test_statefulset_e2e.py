@@ -326,3 +326,28 @@ def test_statefulset_set_image_history_and_undo(kubeling_up: Kubeling) -> None:
     assert len(numbers) == 2
     images = {p["spec"]["containers"][0]["image"] for p in _live_pods(k, ns)}
     assert images == {"busybox:1.36"}
+
+
+def test_statefulset_when_deleted_delete_collects_claims_with_the_set(
+    kubeling_up: Kubeling,
+) -> None:
+    k = kubeling_up
+    ns = "sts-whendeleted"
+    k.ok("create", "namespace", ns)
+    manifest = MANIFEST.replace(
+        "  serviceName: web\n",
+        "  serviceName: web\n"
+        "  persistentVolumeClaimRetentionPolicy: {whenScaled: Retain, whenDeleted: Delete}\n",
+    )
+    k.ok("apply", "-n", ns, "-f", "-", input=manifest)
+    with readied(k, ns):
+        assert _rollout_status(k, ns).returncode == 0
+    owners = {
+        c["metadata"]["name"]: [r["kind"] for r in c["metadata"].get("ownerReferences") or []]
+        for c in _json(k, "get", "pvc", "-n", ns)["items"]
+    }
+    assert owners == {"www-web-0": ["StatefulSet"], "www-web-1": ["StatefulSet"]}
+
+    k.ok("delete", "sts", "web", "-n", ns)
+    _until(lambda: not _json(k, "get", "pvc", "-n", ns)["items"], "the claims to go with the set")
+    assert not _live_pods(k, ns)
