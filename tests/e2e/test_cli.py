@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pathlib
+import signal
 import subprocess
 
 import pytest
 
-from tests.e2e.conftest import Kubeling, kubeling_command
+from tests.e2e.conftest import Kubeling, kubeling_command, start_kubeling
 
 pytestmark = pytest.mark.e2e
 
@@ -65,3 +66,11 @@ def test_second_up_on_same_data_dir_is_refused(kubeling_up: Kubeling) -> None:
     assert "in use by another process" in r.stderr
     assert kubeling_up.kubeconfig.read_text() == before
     assert kubeling_up.ok("get", "--raw", "/livez") == "ok"
+
+
+def test_up_stops_cleanly_on_sigint(kubeling_dirs: tuple[pathlib.Path, pathlib.Path]) -> None:
+    data, cache = kubeling_dirs
+    k = start_kubeling(data, cache, "--store=memory")
+    k.ok("get", "ns")
+    k.proc.send_signal(signal.SIGINT)
+    assert k.proc.wait(30) == 0

@@ -310,3 +310,32 @@ def test_get_status_subresource_prints_a_table(shared_kubeling: Kubeling) -> Non
     lines = shared_kubeling.ok("get", "ns", "default", "--subresource=status").splitlines()
     assert lines[0].split() == ["NAME", "STATUS", "AGE"]
     assert lines[1].split()[:2] == ["default", "Active"]
+
+
+def test_validate_warn_prints_server_warning_and_succeeds(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "warnings")
+    manifest = CM.format(ns=ns).replace("\ndata:\n", "\nbogus: 1\ndata:\n")
+    r = k.kubectl("apply", "--validate=warn", "-f", "-", input=manifest)
+    assert r.returncode == 0, r.stderr
+    assert 'Warning: unknown field "bogus"' in r.stderr
+    r = k.kubectl("apply", "-f", "-", input=manifest.replace("settings", "strict"))
+    assert r.returncode == 1
+    assert 'strict decoding error: unknown field "bogus"' in r.stderr
+
+
+def test_unknown_resource_type_is_reported_by_kubectl(shared_kubeling: Kubeling) -> None:
+    r = shared_kubeling.kubectl("get", "nosuchthings")
+    assert r.returncode == 1
+    assert 'the server doesn\'t have a resource type "nosuchthings"' in r.stderr
+
+
+def test_create_secret_generic_protobuf_defaults_type_opaque(shared_kubeling: Kubeling) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "secrets")
+    assert k.ok(
+        "create", "secret", "generic", "s1", "-n", ns, "--from-literal=pw=s3cr3t"
+    ).strip() == ("secret/s1 created")
+    obj = json.loads(k.ok("get", "secret", "s1", "-n", ns, "-o", "json"))
+    assert obj["type"] == "Opaque"
+    assert obj["data"] == {"pw": "czNjcjN0"}
