@@ -522,11 +522,13 @@ class PersistentVolumeBinder(Controller):
 
     async def bind(self, volume: Obj, claim: Obj) -> None:
         """Upstream's ``bind``: four writes, each skipped when already done."""
+        old_volume, old_claim = volume, claim
         volume = await self._bind_volume_to_claim(volume, claim)
         volume = await self._update_volume_phase(volume, "Bound")
         claim = await self._bind_claim_to_volume(claim, volume)
         claim = await self._update_claim_status(claim, "Bound", volume)
-        log.info("Binder bound claim %s to volume %s.", claim_key(claim), o.name(volume))
+        if volume is not old_volume or claim is not old_claim:  # quiet on resyncs
+            log.info("Binder bound claim %s to volume %s.", claim_key(claim), o.name(volume))
 
     async def _bind_volume_to_claim(self, volume: Obj, claim: Obj) -> Obj:
         set_bbc = not ix.is_volume_bound_to_claim(volume, claim)
