@@ -836,3 +836,28 @@ async def test_statefulset_replaces_a_failed_pod_under_the_same_name(
     await wait_until(replaced, what="a new web-0")
     assert o.uid((await pods(api))["web-1"]) == o.uid(before["web-1"])
     assert o.uid((await claims(api))["www-web-0"]) == claim_uid, "the same claim, the same data"
+
+
+async def test_statefulset_waits_while_a_foreign_pod_holds_the_name(api: Api) -> None:
+    sts = make_sts(replicas=1, claims=())
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web-0", "namespace": NS, "labels": {"app": "other"}},
+        "spec": sts["spec"]["template"]["spec"],
+    }
+    squatter = await api.client.create(PODS, foreign)
+    await api.client.create(STATEFULSETS, sts)
+    await start(api)
+    await settled(api, replicas=0)
+    pod = (await pods(api))["web-0"]
+    assert o.uid(pod) == o.uid(squatter)
+    assert "ownerReferences" not in pod["metadata"], "not adopted: the selector does not match"
+
+    await api.client.delete(PODS, name="web-0", namespace=NS)
+
+    async def ours() -> bool:
+        pod = (await pods(api)).get("web-0")
+        return pod is not None and o.controller_ref(pod) is not None
+
+    await wait_until(ours, what="the set's own web-0")

@@ -172,7 +172,8 @@ class StatefulSetController(Controller):
             sts = self.sets.get(key)
             min_ready = int(spec_of(sts or {}).get("minReadySeconds") or 0)
             if min_ready > 0 and not is_ready(old) and is_ready(new):
-                self.enqueue_after(key, float(min_ready))
+                # Upstream adds a second: readiness times are whole seconds.
+                self.enqueue_after(key, float(min_ready + 1))
             return
         if new_ref is None and (o.labels(old) != o.labels(new) or old_ref != new_ref):
             for key in self._sets_selecting(new):
@@ -620,8 +621,15 @@ class StatefulSetController(Controller):
         try:
             await self.client.create(PODS, pod, namespace=o.namespace(sts))
         except AlreadyExists:
-            log.debug("Pod %s already exists; waiting for the cache.", o.name(pod))
-            return False
+            try:
+                existing = await self.client.get(PODS, name=o.name(pod), namespace=o.namespace(pod))
+            except NotFound:
+                existing = {}
+            if o.is_controlled_by(existing, sts):
+                # Ours, created moments ago: the cache is behind and its event is coming.
+                log.debug("Pod %s already exists; waiting for the cache.", o.name(pod))
+                return False
+            raise  # someone else's pod holds the name: retried with backoff, as upstream
         except StatusError as e:
             self._pod_event("create", sts, pod, e)
             raise
