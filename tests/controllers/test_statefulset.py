@@ -861,3 +861,29 @@ async def test_statefulset_waits_while_a_foreign_pod_holds_the_name(api: Api) ->
         return pod is not None and o.controller_ref(pod) is not None
 
     await wait_until(ours, what="the set's own web-0")
+
+
+async def test_statefulset_ordinals_start_shifts_names_and_claims(api: Api) -> None:
+    sts = make_sts(replicas=2, policy="Parallel")
+    sts["spec"]["ordinals"] = {"start": 5}
+    await api.client.create(STATEFULSETS, sts)
+    await start(api)
+    await settled(api, replicas=2)
+    got = await pods(api)
+    assert sorted(got) == ["web-5", "web-6"]
+    assert got["web-6"]["metadata"]["labels"][POD_INDEX_LABEL] == "6"
+    assert sorted(await claims(api)) == ["www-web-5", "www-web-6"]
+
+
+async def test_statefulset_parallel_scale_down_removes_all_surplus_at_once(api: Api) -> None:
+    # Nothing is Ready here: OrderedReady would wait, Parallel does not.
+    await api.client.create(STATEFULSETS, make_sts(replicas=4, policy="Parallel", claims=()))
+    await start(api)
+    await settled(api, replicas=4, ready_=0)
+    await scale(api, 1)
+    await settled(api, replicas=1, ready_=0)
+    assert sorted(await pods(api)) == ["web-0"]
+    deleted = await messages(api, "SuccessfulDelete")
+    assert sorted(deleted) == [
+        f"delete Pod web-{i} in StatefulSet web successful" for i in (1, 2, 3)
+    ]
