@@ -189,3 +189,21 @@ async def test_controller_with_local_path_provisioner_binds_dynamic_claim(api: A
         assert claim["spec"]["volumeName"] == f"pvc-{claim['metadata']['uid']}"
     finally:
         await manager.stop()
+
+
+async def test_controller_periodic_resync_syncs_again_without_changes(api: Api) -> None:
+    binder = PersistentVolumeBinder(
+        client=api.client,
+        recorder=api.recorder(COMPONENT),
+        informers=api.informers,
+        resync_period=0.05,
+    )
+    await api.start(binder)
+    await api.client.create(PERSISTENTVOLUMECLAIMS, make_pvc("waiting"))
+
+    async def synced_again() -> bool:
+        events = await api.events(reason="FailedBinding")
+        # the recorder folds repeats of one message into one Event with a count
+        return any((e.get("count") or 0) >= 3 for e in events)
+
+    await wait_until(synced_again, what="FailedBinding repeated by the resync")
