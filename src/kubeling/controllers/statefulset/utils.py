@@ -246,15 +246,15 @@ def update_identity(sts: Obj, pod: Obj) -> None:
 
 
 def identity_matches(sts: Obj, pod: Obj) -> bool:
+    """``identityMatches``. Like upstream it checks the pod-name label only; a lost
+    pod-index label comes back with the next identity repair."""
     parent, ordinal = parent_and_ordinal(o.name(pod))
-    labels = o.labels(pod)
     return (
         ordinal >= 0
         and parent == o.name(sts)
         and o.name(pod) == pod_name(sts, ordinal)
         and o.namespace(pod) == o.namespace(sts)
-        and labels.get(POD_NAME_LABEL) == o.name(pod)
-        and labels.get(POD_INDEX_LABEL) == str(ordinal)
+        and o.labels(pod).get(POD_NAME_LABEL) == o.name(pod)
     )
 
 
@@ -298,6 +298,8 @@ def new_pod(sts: Obj, ordinal: int) -> Obj:
     service = spec_of(sts).get("serviceName") or ""
     if service:
         pod["spec"]["subdomain"] = service
+    else:
+        pod["spec"].pop("subdomain", None)  # upstream assigns "" (omitted on the wire)
     update_storage(sts, pod)
     return pod
 
