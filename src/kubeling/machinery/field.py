@@ -164,9 +164,14 @@ def aggregate_message(errors: Sequence[FieldError]) -> str:
 
 
 def invalid_error(*, kind: str, group: str, name: str, errors: Sequence[FieldError]) -> Invalid:
-    """``<Kind> "<name>" is invalid: <errors>`` with one cause per error (HTTP 422)."""
+    """``<Kind>[.<group>] "<name>" is invalid: <errors>`` with one cause per error (HTTP 422).
+
+    The kind is qualified by its group as upstream's ``GroupKind.String()`` does
+    (``StatefulSet.apps "web" is invalid``); kubectl prints the message as it comes.
+    """
+    qualified = f"{kind}.{group}" if group else kind
     return Invalid(
-        f'{kind} "{name}" is invalid: {aggregate_message(errors)}',
+        f'{qualified} "{name}" is invalid: {aggregate_message(errors)}',
         kind=kind,
         group=group,
         name=name,

@@ -1104,7 +1104,7 @@ class ResourceStore:
                 errs.append(not_supported(FieldPath("dryRun"), value, ("All",)))
         if errs:
             raise invalid_error(
-                kind="DeleteOptions.meta.k8s.io", group="meta.k8s.io", name="", errors=errs
+                kind="DeleteOptions", group="meta.k8s.io", name="", errors=errs
             )
         return opts, ctx.dry_run or "All" in dry_run
 
@@ -1530,7 +1530,7 @@ def validate_list_options(*, resource_version: str, match: str, continue_: str) 
             )
     if errs:
         raise invalid_error(
-            kind="ListOptions.meta.k8s.io", group="meta.k8s.io", name="", errors=errs
+            kind="ListOptions", group="meta.k8s.io", name="", errors=errs
         )
 
 

@@ -189,7 +189,7 @@ class Scale(Subresource):
         replicas = (scale.get("spec") or {}).get("replicas", 0)
         if isinstance(replicas, int) and replicas < 0:
             raise invalid_error(
-                kind="Scale.autoscaling",
+                kind="Scale",
                 group="autoscaling",
                 name=name,
                 errors=[
