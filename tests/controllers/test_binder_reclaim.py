@@ -310,6 +310,26 @@ async def test_delete_8_3_no_deleter_fails_the_volume(harness: BinderHarness) ->
     assert (event["type"], event["message"]) == ("Warning", message)
 
 
+async def test_delete_8_4_deleter_cannot_be_made_for_the_volume(harness: BinderHarness) -> None:
+    """The hostPath deleter named by provisioned-by, for a volume with another source."""
+    manifest = make_pv(
+        "volume8-4",
+        policy="Delete",
+        claim_ref=gone_ref(),
+        annotations={ANN_PROVISIONED_BY: HOST_PATH_PLUGIN},
+    )
+    del manifest["spec"]["hostPath"]
+    manifest["spec"]["nfs"] = {"server": "127.0.0.1", "path": "/export"}
+    await harness.volume(manifest, phase="Bound")
+    await harness.sync_volume("volume8-4")
+    volume = await harness.get_volume("volume8-4")
+    assert phase(volume) == "Failed"
+    assert await harness.messages(volume, "VolumeFailedDelete") == [
+        'failed to create deleter for volume "volume8-4": spec.PersistentVolumeSource.HostPath '
+        "is nil"
+    ]
+
+
 async def test_delete_host_path_outside_tmp_is_refused(harness: BinderHarness) -> None:
     await harness.volume(
         make_pv("srv", policy="Delete", claim_ref=gone_ref(), host_path="/srv/kubeling-never"),

@@ -652,6 +652,30 @@ async def test_sync_14_5_mode_mismatch_with_provisioner_class_provisions(
     assert event["message"] == "no volume plugin matched name: kubernetes.io/fake"
 
 
+async def test_sync_14_5_1_modes_match_class_differs_provisions(harness: BinderHarness) -> None:
+    await harness.storage_class(make_class("gold", provisioner="kubernetes.io/fake"))
+    await harness.volume(make_pv("volume14-5-1", storage_class="silver", volume_mode="Block"))
+    await harness.claim(make_pvc("claim14-5-1", storage_class="gold", volume_mode="Block"))
+    await harness.sync_claim("claim14-5-1")
+    claim = await harness.get_claim("claim14-5-1")
+    assert "claimRef" not in (await harness.get_volume("volume14-5-1"))["spec"]
+    [event] = await harness.events(claim, "ProvisioningFailed")
+    assert event["type"] == "Warning"
+
+
+async def test_sync_14_5_2_prebound_claim_with_other_class_warns(harness: BinderHarness) -> None:
+    await harness.volume(make_pv("volume14-5-2", storage_class="silver", volume_mode="Block"))
+    await harness.claim(
+        make_pvc(
+            "claim14-5-2", storage_class="gold", volume_mode="Block", volume_name="volume14-5-2"
+        )
+    )
+    await harness.sync_claim("claim14-5-2")
+    assert await harness.messages(await harness.get_claim("claim14-5-2"), "VolumeMismatch") == [
+        'Cannot bind to requested volume "volume14-5-2": storageClassName does not match'
+    ]
+
+
 async def test_sync_14_8_1_reserved_volume_with_other_mode_fails_binding(
     harness: BinderHarness,
 ) -> None:
@@ -679,11 +703,17 @@ async def test_sync_14_9_to_14_12_prebinding_with_matching_mode_binds(
     assert_bound(await harness.get_volume("volume14-9"), await harness.get_claim("claim14-9"))
 
 
-async def test_sync_14_13_volume_sync_warns_on_mode_mismatch(harness: BinderHarness) -> None:
+@pytest.mark.parametrize("bbc", [pytest.param(True, id="14-13"), pytest.param(False, id="14-13-1")])
+async def test_sync_14_13_volume_sync_warns_on_mode_mismatch(
+    harness: BinderHarness, bbc: bool
+) -> None:
     claim = await harness.claim(make_pvc("claim14-13", volume_mode="Filesystem"))
     before = await harness.volume(
         make_pv(
-            "volume14-13", claim_ref=ref_to(claim), annotations={BBC: "yes"}, volume_mode="Block"
+            "volume14-13",
+            claim_ref=ref_to(claim),
+            annotations={BBC: "yes"} if bbc else None,
+            volume_mode="Block",
         ),
         phase="Bound",
     )
@@ -701,11 +731,17 @@ async def test_sync_14_13_volume_sync_warns_on_mode_mismatch(harness: BinderHarn
     ]
 
 
-async def test_sync_14_14_volume_sync_with_matching_mode_is_silent(harness: BinderHarness) -> None:
+@pytest.mark.parametrize("bbc", [pytest.param(True, id="14-14"), pytest.param(False, id="14-14-1")])
+async def test_sync_14_14_volume_sync_with_matching_mode_is_silent(
+    harness: BinderHarness, bbc: bool
+) -> None:
     claim = await harness.claim(make_pvc("claim14-14", volume_mode="Block"))
     await harness.volume(
         make_pv(
-            "volume14-14", claim_ref=ref_to(claim), annotations={BBC: "yes"}, volume_mode="Block"
+            "volume14-14",
+            claim_ref=ref_to(claim),
+            annotations={BBC: "yes"} if bbc else None,
+            volume_mode="Block",
         ),
         phase="Bound",
     )

@@ -51,7 +51,7 @@ from kubeling.controllers.volume.index import (
     phase,
     spec,
 )
-from kubeling.controllers.volume.reclaim import Plugins, VolumeInUseError
+from kubeling.controllers.volume.reclaim import Plugins, PluginSetupError, VolumeInUseError
 from kubeling.machinery import objects as o
 from kubeling.machinery.errors import NotFound
 from kubeling.machinery.resources import (
@@ -857,7 +857,12 @@ class PersistentVolumeBinder(Controller):
                     f'error getting deleter volume plugin for volume "{o.name(volume)}": '
                     "no volume plugin matched"
                 )
-        await deleter(volume)
+        try:
+            await deleter(volume)
+        except PluginSetupError as e:
+            raise BindingError(
+                f'failed to create deleter for volume "{o.name(volume)}": {e}'
+            ) from e
         await self._remove_deletion_finalizer(volume)
         return True
 

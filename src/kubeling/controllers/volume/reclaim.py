@@ -35,10 +35,14 @@ class VolumeInUseError(Exception):
     Released and only a Normal ``VolumeDelete`` event is written."""
 
 
+class PluginSetupError(Exception):
+    """The plugin cannot serve this volume at all (upstream: ``NewDeleter`` failed)."""
+
+
 def _host_path(volume: Obj) -> str:
     hp = spec(volume).get("hostPath")
     if not isinstance(hp, dict):
-        raise ValueError("spec.PersistentVolumeSource.HostPath is nil")
+        raise PluginSetupError("spec.PersistentVolumeSource.HostPath is nil")
     return str(hp.get("path") or "")
 
 
