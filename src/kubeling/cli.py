@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         choices=_RUNTIMES,
         help="how pods run: auto (runc when root and runc are present, else simulated), runc, "
-        "or simulated (the node agent is not available yet; accepted)",
+        "or simulated (pods go through their lifecycle without processes)",
     )
     up.add_argument(
         "-v",
@@ -132,8 +132,6 @@ def _up(args: argparse.Namespace) -> int:
         return 2
     if args.dns_listen:
         log.warning("--dns-listen: the cluster DNS server is not available yet; ignored.")
-    if args.runtime == "runc":
-        log.warning("--runtime runc: the node agent is not available yet; no pods will run.")
 
     from kubeling.cluster import Cluster, ClusterConfig, split_host_port
     from kubeling.machinery.errors import KubelingError

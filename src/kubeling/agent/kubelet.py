@@ -116,8 +116,8 @@ class Kubelet:
         backoff_max: float = 300.0,
         lease_seconds: int = 40,
         node_status_seconds: float = 60.0,
-        bridge: str = DEFAULT_BRIDGE,
-        pod_cidr: str = DEFAULT_CIDR,
+        bridge: str = "",
+        pod_cidr: str = "",
         host_ip: str = "127.0.0.1",
         shutdown_grace: float = 10.0,
     ) -> None:
@@ -131,8 +131,10 @@ class Kubelet:
         self.backoff_max = backoff_max
         self.lease_seconds = lease_seconds
         self.node_status_seconds = node_status_seconds
-        self.bridge = bridge
-        self.pod_cidr = pod_cidr
+        # KUBELING_POD_BRIDGE / KUBELING_POD_CIDR let tests (and two clusters on one host)
+        # keep their pod networks apart; the IPAM is per data directory.
+        self.bridge = bridge or os.environ.get("KUBELING_POD_BRIDGE") or DEFAULT_BRIDGE
+        self.pod_cidr = pod_cidr or os.environ.get("KUBELING_POD_CIDR") or DEFAULT_CIDR
         self.host_ip = host_ip
         self.shutdown_grace = shutdown_grace
         self.runtime_reason = ""
@@ -160,9 +162,8 @@ class Kubelet:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         runtime, self.runtime_reason = select_runtime(self.runtime_mode, data_dir=self.data_dir)
-        log.warning("%s", self.runtime_reason) if runtime.name == "simulated" else log.info(
-            "%s", self.runtime_reason
-        )
+        # Said once, whatever the log level: it decides whether pods run processes at all.
+        log.warning("%s", self.runtime_reason)
         network = BridgeNetwork(state_dir=self.data_dir, bridge=self.bridge, cidr=self.pod_cidr)
         self.node = Node(data_dir=self.data_dir, runtime=runtime, network=network)
         server = AgentServer(self, token=self.server_token)
@@ -228,7 +229,13 @@ class Kubelet:
                 await t
         self._tasks.clear()
         await self.informers.stop()
-        await asyncio.gather(*(w.cancel() for w in list(self.workers.values())))
+        workers = list(self.workers.values())
+        await asyncio.gather(*(w.cancel() for w in workers))
+        # Each pod gets its own grace period (capped), all at once, before the teardown.
+        await asyncio.gather(
+            *(w.stop_containers(min(w.grace(), self.shutdown_grace)) for w in workers),
+            return_exceptions=True,
+        )
         self.workers.clear()
         try:
             await self.node.shutdown(grace_seconds=self.shutdown_grace)

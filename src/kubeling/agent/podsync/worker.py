@@ -748,16 +748,26 @@ class PodWorker:
             "Killing",
             f"Container {name} failed {probe} probe, will be restarted",
         )
-        await self.sandbox.stop_container(name, grace_seconds=self._grace())
+        await self.sandbox.stop_container(name, grace_seconds=self.grace())
 
     # --- ending ----------------------------------------------------------------------------
 
-    def _grace(self) -> float:
+    def grace(self) -> float:
         meta = self.pod.get("metadata") or {}
         if meta.get("deletionGracePeriodSeconds") is not None:
             return float(meta["deletionGracePeriodSeconds"])
         value = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
         return float(30 if value is None else value)
+
+    async def stop_containers(self, grace: float) -> None:
+        """SIGTERM every running container, SIGKILL after ``grace`` (agent shutdown)."""
+        if self.sandbox is None:
+            return
+        running = [n for n, r in self.records.items() if r.running]
+        await asyncio.gather(
+            *(self.sandbox.stop_container(n, grace_seconds=grace) for n in running),
+            return_exceptions=True,
+        )
 
     async def _finish(self, phase: str) -> None:
         """A pod that reached Succeeded or Failed: its containers and mounts go, logs stay."""
@@ -766,7 +776,7 @@ class PodWorker:
         for name, rec in self.records.items():
             rec.ready = False
             if rec.running and self.sandbox is not None:
-                await self.sandbox.stop_container(name, grace_seconds=self._grace())
+                await self.sandbox.stop_container(name, grace_seconds=self.grace())
         if self.sandbox is not None:
             try:
                 await self.sandbox.teardown(grace_seconds=0, keep_logs=True)
@@ -778,7 +788,7 @@ class PodWorker:
         """Graceful deletion: Killing events, SIGTERM, grace, SIGKILL, teardown, delete."""
         self.finished = True
         self._cancel_container_tasks()
-        grace = 0.0 if self.gone else self._grace()
+        grace = 0.0 if self.gone else self.grace()
         if self.sandbox is not None and not self.terminal:
             running = [n for n, r in self.records.items() if r.running]
             for name in running:

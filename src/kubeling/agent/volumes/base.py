@@ -104,6 +104,10 @@ def teardown_dir(path: Path) -> None:
 def ensure_tmpfs(path: Path, *, size_bytes: int | None = None, mode: int = 0o755) -> None:
     """Mount a tmpfs at ``path`` unless one already is (idempotent re-prepare)."""
     path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        # Without root (the simulated runtime as a normal user) there is no mount(2):
+        # the files go to an ordinary directory, on disk.
+        return
     if mounts.is_mount_point(path):
         return
     options = [f"mode={mode:o}"]
