@@ -52,6 +52,8 @@ BUILDERS: dict[str, str] = {
     "statefulset": "kubeling.controllers.statefulset:build",
     "deployment": "kubeling.controllers.deployment:build",
     "replicaset": "kubeling.controllers.replicaset:build",
+    "endpoint": "kubeling.controllers.endpoints:build",
+    "endpointslice": "kubeling.controllers.endpointslice:build",
     "local-path-provisioner": "kubeling.controllers.provisioner:build",
     "volume-expansion": "kubeling.controllers.expansion:build",
     "persistentvolume-binder": "kubeling.controllers.pvbinder:build",

@@ -1,0 +1,400 @@
+"""Service cluster IPs: the allocation upstream's Service REST does at create.
+
+Every Service of a type other than ExternalName gets its ``spec.ipFamilyPolicy``,
+``spec.ipFamilies``, ``spec.clusterIPs`` and ``spec.clusterIP`` settled here, following
+upstream's ``initIPFamilyFields`` and ``allocClusterIPs``: headless Services (``None``) get
+no address (a selectorless headless Service defaults to ``RequireDualStack`` and both
+families, as upstream), a requested address must lie in the range and be free, anything
+else gets the next free address. Refusals carry upstream's messages (``failed to allocate
+IP 10.96.0.10: provided IP is already allocated``, ``... is not configured on this
+cluster``, ``this cluster is not configured for dual-stack services``).
+
+The range is ``10.96.0.0/16`` by default: the start of kubeadm's default service CIDR
+(``10.96.0.0/12``), so addresses look as users know them from real clusters, and a /16
+(65534 addresses) is more than one host ever needs while staying clear of the pod network
+(``10.244.0.0/16``, the agent's bridge). As upstream (``ServiceIPStaticSubrange``), dynamic
+picks come from the upper part of the range first, so the low addresses that people pin by
+hand (``10.96.0.10`` for DNS) rarely collide with an automatic one.
+
+The key design choice is that the store is the truth and the in-memory map only a cache.
+The map is derived from the stored Services on first use, so a restart never hands out an
+address twice; each allocation reserves its address in the map at once (admission runs
+before the write, as upstream's ``BeginCreate``), so two concurrent creates cannot take the
+same one. An admission plugin gets no "the write failed" callback, so instead of releasing
+on failure the allocator *verifies* a reservation when someone else wants its address: if
+the Service it names is not stored with that address (the create failed, the Service was
+deleted, or it became ExternalName) and the reservation is not a create still in flight,
+the address is free. That is how deletion releases an address, with no write on the delete
+path to get wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from kubeling.machinery.errors import InternalError
+from kubeling.machinery.field import FieldError, invalid, invalid_error
+from kubeling.machinery.field import Path as FieldPath
+from kubeling.machinery.resources import SERVICES
+from kubeling.machinery.types import Obj, ResourceInfo
+from kubeling.registry.admission import Attributes
+
+log = logging.getLogger(__name__)
+
+ObjectLister = Callable[[ResourceInfo], Awaitable[list[Obj]]]
+ObjectLookup = Callable[[ResourceInfo, str, str], Awaitable[Obj | None]]
+
+DEFAULT_SERVICE_CIDR: Final = "10.96.0.0/16"
+IPV4: Final = "IPv4"
+IPV6: Final = "IPv6"
+SINGLE_STACK: Final = "SingleStack"
+PREFER_DUAL_STACK: Final = "PreferDualStack"
+REQUIRE_DUAL_STACK: Final = "RequireDualStack"
+ALREADY_ALLOCATED: Final = "provided IP is already allocated"
+IN_FLIGHT_GRACE: Final = 30.0
+"""Seconds a reservation whose Service is not (yet) stored still counts as a create in
+flight; a create takes milliseconds, so only a failed one is ever older than this."""
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def family_of(ip: str) -> str:
+    return IPV6 if ":" in ip else IPV4
+
+
+def _static_band(size: int) -> int:
+    """upstream ``calculateRangeOffset``: min(max(16, size/16), 256) addresses at the start
+    of the range are left to hand-picked IPs while the rest has room."""
+    if size < 16:
+        return 0
+    return min(max(16, size // 16), 256)
+
+
+@dataclass
+class _Hold:
+    key: str
+    """``namespace/name`` of the Service the address was given to."""
+    since: float
+    confirmed: bool
+
+
+class IPRange:
+    """One family's range: the usable addresses between network and broadcast."""
+
+    def __init__(self, cidr: str) -> None:
+        self.network: Network = ipaddress.ip_network(cidr)
+        self.family = IPV6 if self.network.version == 6 else IPV4
+        self.first = int(self.network.network_address) + 1
+        last = int(self.network.broadcast_address)
+        # IPv4 loses the broadcast address; IPv6 has none but upstream skips the last one too.
+        self.size = max(0, last - self.first)
+        self.offset = _static_band(self.size)
+
+    def contains(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return addr.version == self.network.version and self.first <= int(addr) < (
+            self.first + self.size
+        )
+
+    def address(self, index: int) -> str:
+        return str(ipaddress.ip_address(self.first + index))
+
+    def __str__(self) -> str:
+        return str(self.network)
+
+
+class ClusterIPAllocator:
+    """The address book of every family's range (one family unless configured dual)."""
+
+    def __init__(
+        self,
+        *,
+        lister: ObjectLister,
+        lookup: ObjectLookup,
+        ranges: Sequence[str] = (DEFAULT_SERVICE_CIDR,),
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._lister = lister
+        self._lookup = lookup
+        self.ranges: dict[str, IPRange] = {}
+        for cidr in ranges:
+            r = IPRange(cidr)
+            if r.family in self.ranges:
+                raise ValueError(f"two service ranges of family {r.family}")
+            self.ranges[r.family] = r
+        if not self.ranges:
+            raise ValueError("at least one service range is required")
+        self.default_family = IPRange(ranges[0]).family
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._held: dict[str, _Hold] = {}
+        self._loaded = False
+        self._lock = asyncio.Lock()
+
+    @property
+    def dual_stack(self) -> bool:
+        return len(self.ranges) > 1
+
+    async def _load(self) -> None:
+        if self._loaded:
+            return
+        for svc in await self._lister(SERVICES):
+            key = _key(svc)
+            for ip in _cluster_ips(svc):
+                if ip != "None":
+                    self._held[ip] = _Hold(key=key, since=0.0, confirmed=True)
+        self._loaded = True
+        log.debug("Service IP allocator loaded %d addresses.", len(self._held))
+
+    async def _taken(self, ip: str, key: str) -> bool:
+        """Whether ``ip`` belongs to another Service (verifying a stale reservation)."""
+        hold = self._held.get(ip)
+        if hold is None:
+            return False
+        namespace, _, name = hold.key.partition("/")
+        stored = await self._lookup(SERVICES, namespace, name)
+        if stored is not None and ip in _cluster_ips(stored):
+            hold.confirmed = True
+            return True
+        if not hold.confirmed and hold.key != key and self._clock() - hold.since < IN_FLIGHT_GRACE:
+            return True
+        del self._held[ip]
+        return False
+
+    def _reserve(self, ip: str, key: str, dry_run: bool) -> None:
+        if not dry_run:
+            self._held[ip] = _Hold(key=key, since=self._clock(), confirmed=False)
+
+    async def allocate(self, ip: str, *, family: str, key: str, dry_run: bool) -> str:
+        """Reserve ``ip`` (or the next free address when empty) for Service ``key``.
+
+        Raises ``ValueError`` with upstream's reason for a requested address that cannot be
+        had, and ``InternalError`` when the range is full."""
+        r = self.ranges[family]
+        async with self._lock:
+            await self._load()
+            if ip:
+                if not r.contains(ip):
+                    raise ValueError(
+                        f"the provided IP ({ip}) is not in the valid range. "
+                        f"The range of valid IPs is {r}"
+                    )
+                if await self._taken(ip, key):
+                    raise ValueError(ALREADY_ALLOCATED)
+                self._reserve(ip, key, dry_run)
+                return ip
+            found = await self._next_free(r, key)
+            if found is None:
+                raise InternalError(
+                    "Internal error occurred: failed to allocate a serviceIP: range is full"
+                )
+            self._reserve(found, key, dry_run)
+            return found
+
+    async def _next_free(self, r: IPRange, key: str) -> str | None:
+        # upstream: a random start in the upper band, scanning upward and wrapping; then
+        # the static band, so hand-picked addresses stay free as long as possible.
+        for lo, hi in ((r.offset, r.size), (0, r.offset)):
+            count = hi - lo
+            if count <= 0:
+                continue
+            start = self._rng.randrange(count)
+            for step in range(count):
+                candidate = r.address(lo + (start + step) % count)
+                if candidate not in self._held or not await self._taken(candidate, key):
+                    return candidate
+        return None
+
+    def release(self, ip: str) -> None:
+        """Forget a reservation at once (tests, and a caller that knows the write failed)."""
+        self._held.pop(ip, None)
+
+    def holder(self, ip: str) -> str | None:
+        hold = self._held.get(ip)
+        return hold.key if hold else None
+
+
+def _key(svc: Obj) -> str:
+    meta = svc.get("metadata") or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+
+
+def _cluster_ips(svc: Obj) -> list[str]:
+    spec = svc.get("spec") or {}
+    if spec.get("type") == "ExternalName":
+        return []
+    ips = [ip for ip in spec.get("clusterIPs") or [] if isinstance(ip, str) and ip]
+    if not ips and isinstance(spec.get("clusterIP"), str) and spec["clusterIP"]:
+        ips = [spec["clusterIP"]]
+    return ips
+
+
+class ServiceClusterIPAllocation:
+    """Mutating admission for ``services``: IP family fields and cluster IPs at create
+    (and when an ExternalName Service becomes one that needs an address)."""
+
+    def __init__(self, allocator: ClusterIPAllocator) -> None:
+        self.allocator = allocator
+
+    async def admit(self, a: Attributes) -> None:
+        if a.info.group or a.info.plural != "services" or a.subresource or a.obj is None:
+            return
+        spec = a.obj.get("spec")
+        if not isinstance(spec, dict) or spec.get("type", "ClusterIP") == "ExternalName":
+            return
+        if a.operation == "UPDATE":
+            old_spec = (a.old or {}).get("spec") or {}
+            if old_spec.get("type", "ClusterIP") != "ExternalName":
+                # The strategy carries allocated values over; clusterIPs[0] is immutable.
+                return
+        elif a.operation != "CREATE":
+            return
+        name = a.name or (a.obj.get("metadata") or {}).get("name") or ""
+        key = f"{a.namespace}/{name}"
+        self._normalize(spec)
+        errors = self._init_families(spec)
+        if errors:
+            raise invalid_error(kind="Service", group="", name=name, errors=errors)
+        await self._allocate(spec, key=key, name=name, dry_run=a.dry_run)
+
+    async def validate(self, a: Attributes) -> None:
+        return None
+
+    @staticmethod
+    def _normalize(spec: dict[str, Any]) -> None:
+        ip = spec.get("clusterIP")
+        ips = spec.get("clusterIPs")
+        if ip and not ips:
+            spec["clusterIPs"] = [ip]
+        elif ips and not ip and isinstance(ips, list) and isinstance(ips[0], str):
+            spec["clusterIP"] = ips[0]
+
+    def _init_families(self, spec: dict[str, Any]) -> list[FieldError]:
+        """upstream ``initIPFamilyFields`` for a create."""
+        al = self.allocator
+        sp = FieldPath("spec")
+        headless_selectorless = spec.get("clusterIP") == "None" and not spec.get("selector")
+        if not spec.get("ipFamilyPolicy"):
+            spec["ipFamilyPolicy"] = REQUIRE_DUAL_STACK if headless_selectorless else SINGLE_STACK
+        policy = spec["ipFamilyPolicy"]
+        ips: list[str] = [ip for ip in spec.get("clusterIPs") or [] if isinstance(ip, str)]
+        families: list[str] = [f for f in spec.get("ipFamilies") or [] if isinstance(f, str)]
+        errs: list[FieldError] = []
+        if policy == SINGLE_STACK:
+            if len(ips) == 2:
+                errs.append(
+                    invalid(
+                        sp.child("ipFamilyPolicy"),
+                        policy,
+                        "must be 'RequireDualStack' or 'PreferDualStack' when multiple cluster "
+                        "IPs are specified",
+                    )
+                )
+            if len(families) == 2:
+                errs.append(
+                    invalid(
+                        sp.child("ipFamilyPolicy"),
+                        policy,
+                        "must be 'RequireDualStack' or 'PreferDualStack' when multiple IP "
+                        "families are specified",
+                    )
+                )
+        for i, ip in enumerate(ips):
+            if ip == "None":
+                break
+            family = family_of(ip)
+            if i >= len(families):
+                if family not in al.ranges:
+                    errs.append(
+                        invalid(
+                            sp.child("clusterIPs").index(i),
+                            ips,
+                            f"{family} is not configured on this cluster",
+                        )
+                    )
+                else:
+                    families.append(family)
+        if errs:
+            return errs
+        if headless_selectorless:
+            if not families:
+                families = [al.default_family]
+            if len(families) < 2 and policy != SINGLE_STACK:
+                families.append(IPV6 if families[0] == IPV4 else IPV4)
+            spec["ipFamilies"] = families
+            return []
+        if policy == REQUIRE_DUAL_STACK and not al.dual_stack:
+            errs.append(
+                invalid(
+                    sp.child("ipFamilyPolicy"),
+                    policy,
+                    "this cluster is not configured for dual-stack services",
+                )
+            )
+        for i, family in enumerate(families):
+            if family not in al.ranges:
+                errs.append(
+                    invalid(
+                        sp.child("ipFamilies").index(i), family, "not configured on this cluster"
+                    )
+                )
+        if errs:
+            return errs
+        if not families:
+            families = [al.default_family]
+        if policy != SINGLE_STACK and len(families) == 1 and al.dual_stack:
+            families.append(IPV6 if families[0] == IPV4 else IPV4)
+        spec["ipFamilies"] = families
+        return []
+
+    async def _allocate(self, spec: dict[str, Any], *, key: str, name: str, dry_run: bool) -> None:
+        ips: list[str] = list(spec.get("clusterIPs") or [])
+        if ips and ips[0] == "None":
+            spec["clusterIP"] = "None"
+            spec["clusterIPs"] = ["None"]
+            return
+        families: list[str] = spec["ipFamilies"]
+        while len(ips) < len(families):
+            ips.append("")
+        done: list[str] = []
+        try:
+            for i, family in enumerate(families):
+                try:
+                    ips[i] = await self.allocator.allocate(
+                        ips[i], family=family, key=key, dry_run=dry_run
+                    )
+                except ValueError as e:
+                    raise invalid_error(
+                        kind="Service",
+                        group="",
+                        name=name,
+                        errors=[
+                            invalid(
+                                FieldPath("spec.clusterIPs"),
+                                list(spec.get("clusterIPs") or []),
+                                f"failed to allocate IP {ips[i]}: {e}",
+                            )
+                        ],
+                    ) from None
+                done.append(ips[i])
+        except BaseException:
+            # upstream reverts the whole transaction: no address stays half-allocated.
+            if not dry_run:
+                for ip in done:
+                    self.allocator.release(ip)
+            raise
+        spec["clusterIPs"] = ips
+        spec["clusterIP"] = ips[0]
+        if not dry_run:
+            log.debug("Allocated cluster IPs %s to Service %s.", ", ".join(ips), key)
