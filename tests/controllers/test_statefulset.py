@@ -887,3 +887,48 @@ async def test_statefulset_parallel_scale_down_removes_all_surplus_at_once(api: 
     assert sorted(deleted) == [
         f"delete Pod web-{i} in StatefulSet web successful" for i in (1, 2, 3)
     ]
+
+
+@pytest.mark.parametrize(
+    ("gate", "replaced_at_once"),
+    [
+        pytest.param(False, ["web-3"], id="gate-off-one-at-a-time"),
+        pytest.param(True, ["web-2", "web-3"], id="gate-on-two-at-once"),
+    ],
+)
+async def test_statefulset_max_unavailable_follows_the_feature_gate(
+    api: Api, gate: bool, replaced_at_once: list[str]
+) -> None:
+    sts = make_sts(replicas=4, claims=(), partition=0)
+    sts["spec"]["updateStrategy"]["rollingUpdate"]["maxUnavailable"] = "50%"
+    await api.client.create(STATEFULSETS, sts)
+    await start(api, max_unavailable=gate)
+    for i in range(4):
+        await wait_until(lambda n=f"web-{i}": _exists(api, n), what=f"web-{i}")
+        await ready(api, f"web-{i}")
+    rev1 = (await rolled_out(api))["status"]["updateRevision"]
+
+    # Nothing readies the replacements: the rollout stops once its budget is spent.
+    await set_image(api, "busybox:1.37")
+    expected = [f"delete Pod {n} in StatefulSet web successful" for n in replaced_at_once]
+
+    async def spent() -> bool:
+        sts = await get_sts(api)
+        status = sts.get("status") or {}
+        return (
+            sorted(await messages(api, "SuccessfulDelete")) == expected
+            and status.get("observedGeneration") == o.generation(sts)
+            and status.get("readyReplicas") == 4 - len(replaced_at_once)
+        )
+
+    await wait_until(spent, what=f"{replaced_at_once} replaced")
+    lowest = replaced_at_once[0]
+
+    async def recreated() -> bool:
+        pod = (await pods(api)).get(lowest)
+        return pod is not None and pod["metadata"]["labels"][REVISION_LABEL] != rev1
+
+    await wait_until(recreated, what=f"{lowest} at the new revision")
+    got = await pods(api)
+    for name in ("web-0", "web-1"):
+        assert got[name]["metadata"]["labels"][REVISION_LABEL] == rev1

@@ -21,8 +21,9 @@ releasing those that no longer do), snapshots the pod template into ControllerRe
   scaled-up pod never mounts a claim that is about to be deleted;
 - ``RollingUpdate`` deletes the highest-ordinal pod not at the update revision (down to the
   partition) and waits for each replacement to be Running and Ready; ``OnDelete`` leaves
-  updates to the user. (``maxUnavailable`` needs upstream's alpha MaxUnavailableStatefulSet
-  gate, off by default in v1.32, so it is ignored here too.)
+  updates to the user. ``rollingUpdate.maxUnavailable`` is honoured only with upstream's
+  MaxUnavailableStatefulSet gate (alpha, off by default in v1.32): the controller option
+  ``{"statefulset": {"MaxUnavailableStatefulSet": true}}`` turns it on;
 - status (replicas, readyReplicas, availableReplicas, currentReplicas, updatedReplicas,
   currentRevision, updateRevision, observedGeneration, collisionCount) is written only when
   it changed, and a finished rolling update promotes the update revision to current.

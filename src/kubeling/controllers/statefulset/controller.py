@@ -42,6 +42,7 @@ from kubeling.controllers.statefulset.utils import (
     is_ready,
     is_running_and_ready,
     is_terminating,
+    max_unavailable_of,
     new_revision,
     new_versioned_pod,
     ordinal_of,
@@ -105,12 +106,16 @@ class StatefulSetController(Controller):
         recorder: EventRecorder | None = None,
         workers: int = 5,
         replace_broken_pods: bool = True,
+        max_unavailable: bool = False,
     ) -> None:
         super().__init__(workers=workers)
         self.client = client
         self.recorder = recorder or EventRecorder(client, component=COMPONENT)
         self.replace_broken_pods = replace_broken_pods
         """Replace unready pods at an outdated revision without waiting (see module doc)."""
+        self.max_unavailable = max_unavailable
+        """Honour ``rollingUpdate.maxUnavailable``: upstream's MaxUnavailableStatefulSet
+        feature gate, alpha and off by default in v1.32, so off by default here too."""
         self.sets: Informer = informers.informer(STATEFULSETS)
         self.pods: Informer = informers.informer(PODS)
         self.claims: Informer = informers.informer(PERSISTENTVOLUMECLAIMS)
@@ -591,6 +596,9 @@ class StatefulSetController(Controller):
     async def _rolling_update(self, sync: _Sync) -> None:
         """Delete the highest pod not at the update revision, down to the partition, and
         wait for each replacement to be healthy."""
+        if self.max_unavailable:
+            await self._rolling_update_max_unavailable(sync)
+            return
         _, rolling = update_strategy(sync.sts)
         update_min = int((rolling or {}).get("partition") or 0)
         for target in range(len(sync.replicas) - 1, update_min - 1, -1):
@@ -607,6 +615,37 @@ class StatefulSetController(Controller):
                 return
             if not is_healthy(pod):
                 return
+
+    async def _rolling_update_max_unavailable(self, sync: _Sync) -> None:
+        """``updateStatefulSetAfterInvariantEstablished`` (the MaxUnavailableStatefulSet
+        gate): replace up to ``maxUnavailable`` pods at once, counting the unhealthy ones."""
+        _, rolling = update_strategy(sync.sts)
+        update_min = int((rolling or {}).get("partition") or 0)
+        allowed = max_unavailable_of(sync.sts)
+        unavailable = sum(1 for pod in sync.replicas if not is_healthy(pod))
+        if unavailable >= allowed:
+            log.debug(
+                "StatefulSet %s has %d unavailable pods (maxUnavailable %d); waiting.",
+                o.namespaced_name(sync.sts),
+                unavailable,
+                allowed,
+            )
+            return
+        budget = allowed - unavailable
+        for target in range(len(sync.replicas) - 1, update_min - 1, -1):
+            if budget <= 0:
+                return
+            pod = sync.replicas[target]
+            if pod_revision(pod) != sync.revisions.update_name and not is_terminating(pod):
+                log.info(
+                    "Pod %s of StatefulSet %s is terminating for update to revision %s.",
+                    o.name(pod),
+                    o.namespaced_name(sync.sts),
+                    sync.revisions.update_name,
+                )
+                await self._delete_pod(sync.sts, pod, missing_ok=True)
+                budget -= 1
+                sync.status.current_replicas -= 1
 
     # --- pod and claim writes --------------------------------------------------------------
 
@@ -846,4 +885,11 @@ class StatefulSetController(Controller):
 
 def build(ctx: ControllerContext) -> StatefulSetController:
     """The manager's entry point (``BUILDERS["statefulset"]``)."""
-    return StatefulSetController(ctx.client, ctx.informers, recorder=ctx.recorder(COMPONENT))
+    options = ctx.options.get("statefulset")
+    gates = options if isinstance(options, dict) else {}
+    return StatefulSetController(
+        ctx.client,
+        ctx.informers,
+        recorder=ctx.recorder(COMPONENT),
+        max_unavailable=bool(gates.get("MaxUnavailableStatefulSet", False)),
+    )

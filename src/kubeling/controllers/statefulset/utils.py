@@ -122,6 +122,24 @@ def update_strategy(sts: Obj) -> tuple[str, dict[str, Any] | None]:
     return strategy.get("type") or "RollingUpdate", rolling if isinstance(rolling, dict) else None
 
 
+def max_unavailable_of(sts: Obj) -> int:
+    """``getStatefulSetMaxUnavailable``: ``rollingUpdate.maxUnavailable`` (default 1) as a
+    number of pods; percentages of ``replicas`` round down, and the result is at least 1."""
+    _, rolling = update_strategy(sts)
+    value = (rolling or {}).get("maxUnavailable", 1)
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            number = int(value[:-1]) * spec_replicas(sts) // 100
+        except ValueError:
+            number = 1
+    else:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 1
+    return max(number, 1)
+
+
 def partition_of(sts: Obj) -> int:
     _, rolling = update_strategy(sts)
     return int((rolling or {}).get("partition") or 0)
