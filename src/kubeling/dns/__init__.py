@@ -1,1 +1,1 @@
-"""dns"""
+"""Cluster DNS: the ``cluster.local`` zone served from watches (``dns.server.DnsServer``)."""
