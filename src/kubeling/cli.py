@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "--dns-listen",
         default="",
         metavar="HOST:PORT",
-        help="address of the cluster DNS server (not available yet; accepted and ignored)",
+        help="address of the cluster DNS server (cluster.local over UDP and TCP; off by default)",
     )
     up.add_argument(
         "--store",
@@ -130,8 +130,6 @@ def _up(args: argparse.Namespace) -> int:
     if args.store.startswith("etcd://"):
         print("kubeling: the etcd store is not available yet; use sqlite", file=sys.stderr)
         return 2
-    if args.dns_listen:
-        log.warning("--dns-listen: the cluster DNS server is not available yet; ignored.")
 
     from kubeling.cluster import Cluster, ClusterConfig, split_host_port
     from kubeling.machinery.errors import KubelingError
@@ -141,6 +139,12 @@ def _up(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"kubeling: --listen: {e}", file=sys.stderr)
         return 2
+    if args.dns_listen:
+        try:
+            split_host_port(args.dns_listen)
+        except ValueError as e:
+            print(f"kubeling: --dns-listen: {e}", file=sys.stderr)
+            return 2
     data_dir = (args.data_dir or default_data_dir()).resolve()
     config = ClusterConfig(
         data_dir=data_dir,

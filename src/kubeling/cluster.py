@@ -158,8 +158,17 @@ class Cluster:
         ctx = ControllerContext(
             client=client, informers=SharedInformerFactory(client), data_dir=self.data_dir
         )
-        # TODO(#4): the DNS server joins here as a component.
         components: list[Component] = [ControllerManager(ctx, enabled=self.config.controllers)]
+        if self.config.dns_listen:
+            from kubeling.dns.server import DnsServer
+
+            # TODO(#4): also serve on the pod bridge (agent.network BridgeNetwork.dns_ip).
+            components.append(
+                DnsServer(
+                    self.local_client(user_agent="kubeling-dns"),
+                    listen=[split_host_port(self.config.dns_listen)],
+                )
+            )
         if self.config.agent:
             from kubeling.agent.kubelet import Kubelet
 
