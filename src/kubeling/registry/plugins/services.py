@@ -24,8 +24,9 @@ same one. An admission plugin gets no "the write failed" callback, so instead of
 on failure the allocator *verifies* a reservation when someone else wants its address: if
 the Service it names is not stored with that address (the create failed, the Service was
 deleted, or it became ExternalName) and the reservation is not a create still in flight,
-the address is free. That is how deletion releases an address, with no write on the delete
-path to get wrong.
+the address is free. Delete admission only marks the Service's reservations as settled (its
+create is over); the store then says when the address is free, so a delete that fails or
+waits on finalizers never releases an address still in use.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class _Hold:
     """``namespace/name`` of the Service the address was given to."""
     since: float
     confirmed: bool
+    """False while the create that took the address may still be in flight."""
 
 
 class IPRange:
@@ -216,6 +218,13 @@ class ClusterIPAllocator:
                     return candidate
         return None
 
+    def settle(self, key: str) -> None:
+        """The Service ``key`` is being deleted, so its create is no longer in flight: from
+        now on the store alone says whether it still holds its addresses."""
+        for hold in self._held.values():
+            if hold.key == key:
+                hold.confirmed = True
+
     def release(self, ip: str) -> None:
         """Forget a reservation at once (tests, and a caller that knows the write failed)."""
         self._held.pop(ip, None)
@@ -248,7 +257,13 @@ class ServiceClusterIPAllocation:
         self.allocator = allocator
 
     async def admit(self, a: Attributes) -> None:
-        if a.info.group or a.info.plural != "services" or a.subresource or a.obj is None:
+        if a.info.group or a.info.plural != "services" or a.subresource:
+            return
+        if a.operation == "DELETE":
+            if not a.dry_run:
+                self.allocator.settle(f"{a.namespace}/{a.name}")
+            return
+        if a.obj is None:
             return
         spec = a.obj.get("spec")
         if not isinstance(spec, dict) or spec.get("type", "ClusterIP") == "ExternalName":
