@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
+from kubeling.client.informer import SharedInformerFactory
 from kubeling.machinery.resources import PODS
 from tests.scheduler.conftest import Cluster, make_node, make_pod, wait_until
 
@@ -261,3 +264,21 @@ async def test_scheduler_preemption_never_pods_say_they_are_not_eligible(
         "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to "
         "preemptionPolicy=Never..",
     )
+
+
+async def test_controller_manager_runs_the_scheduler_by_name(
+    cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    from kubeling.controllers.manager import BUILDERS, ControllerContext, ControllerManager
+
+    assert BUILDERS["scheduler"] == "kubeling.scheduler:build"
+    informers = SharedInformerFactory(cluster.client)
+    ctx = ControllerContext(client=cluster.client, informers=informers, data_dir=tmp_path)
+    manager = ControllerManager(ctx, enabled=["scheduler"])
+    await manager.start()
+    try:
+        await cluster.node(make_node("node-a"))
+        await cluster.pod(make_pod("app"))
+        assert await cluster.wait_scheduled("app") == "node-a"
+    finally:
+        await manager.stop()

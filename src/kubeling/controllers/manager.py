@@ -59,6 +59,7 @@ BUILDERS: dict[str, str] = {
     "persistentvolume-binder": "kubeling.controllers.pvbinder:build",
     "pvc-protection": "kubeling.controllers.pvbinder:build_pvc_protection",
     "pv-protection": "kubeling.controllers.pvbinder:build_pv_protection",
+    "scheduler": "kubeling.scheduler:build",
 }
 
 
