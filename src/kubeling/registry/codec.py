@@ -49,7 +49,17 @@ def encode(obj: Obj) -> bytes:
 
 def decode(value: bytes, revision: int) -> Obj:
     """An object read back, with ``resourceVersion`` set to the revision given."""
-    obj: Obj = orjson.loads(value)
+    try:
+        obj: Obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        # Encryption at rest hook: values of encrypted resources are decrypted by
+        # ``registry.encryption.EncryptingBackend`` before they get here; one still carrying
+        # the ``k8s:enc:`` envelope means no key ring is configured. Say so, never garbage.
+        if value.startswith(b"k8s:enc:"):
+            from kubeling.registry.encryption import not_decrypted_error
+
+            raise not_decrypted_error(value) from None
+        raise
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
 
