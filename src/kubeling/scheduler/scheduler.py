@@ -130,6 +130,16 @@ def _pod_claim_keys(pod: Obj) -> list[str]:
     return [f"{ns}/{name}" for name, _ in pod_claim_refs(pod)]
 
 
+def _pod_view(pod: Obj) -> tuple[Any, ...]:
+    """What about a pod can change its own scheduling (its status cannot)."""
+    return (
+        pod.get("spec"),
+        objects.labels(pod),
+        objects.annotations(pod),
+        objects.deletion_timestamp(pod),
+    )
+
+
 def _node_view(node: Obj) -> tuple[Any, ...]:
     """What about a node can change a scheduling decision (heartbeats do not)."""
     spec = node.get("spec") or {}
@@ -180,6 +190,11 @@ class Scheduler(Controller):
         self._binding: dict[str, _PendingBind] = {}
         self._reserved: dict[str, str] = {}
         """volume → claim key, for static bindings in flight"""
+        self._cluster_events = 0
+        """bumped by every change that may make pods schedulable; a cycle that saw it move
+        retries after the backoff instead of waiting for the next change (upstream's
+        moveRequestCycle), since the change may have come too late for its snapshot"""
+        self._cycle_events = 0
 
         self.pods.add_handler(
             on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
@@ -231,6 +246,7 @@ class Scheduler(Controller):
         self.queue.add_after(key, max(delay, 0.0))
 
     def _retry_all(self, *, with_claims_only: bool = False) -> None:
+        self._cluster_events += 1
         for key in list(self._unschedulable):
             if with_claims_only:
                 pod = self.pods.get(key)
@@ -250,7 +266,14 @@ class Scheduler(Controller):
             if _terminal(pod) and not _terminal(old):
                 self._retry_all()  # its requests are free again
             return
-        if self.responsible_for(pod) or key in self._binding:
+        if key in self._binding:
+            self.enqueue(key)
+        elif key in self._unschedulable:
+            # upstream's isPodUpdated: our own status write (or any status change) is no
+            # reason to try again; a change to the spec, labels or annotations is
+            if _pod_view(old) != _pod_view(pod):
+                self._retry(key)
+        elif self.responsible_for(pod):
             self.enqueue(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
@@ -275,6 +298,7 @@ class Scheduler(Controller):
 
     def _claim_changed(self, claim: Obj) -> None:
         ckey = object_key(claim)
+        self._cluster_events += 1
         for key in self.pods.index_keys(_IDX_CLAIM, ckey):
             if key in self._unschedulable:
                 self._retry(key)
@@ -295,6 +319,7 @@ class Scheduler(Controller):
     # -- the cycle ------------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> None:
+        self._cycle_events = self._cluster_events
         pod = self.pods.get(key)
         if pod is None:
             self._unschedulable.pop(key, None)
@@ -534,8 +559,12 @@ class Scheduler(Controller):
         log.debug("Pod %s is unschedulable: %s", key, message)
         self.recorder.event(pod, WARNING, "FailedScheduling", message)
         await self._set_condition(pod, reason=reason, message=message)
-        # the periodic flush of upstream's unschedulable pods
-        self.queue.add_after(key, UNSCHEDULABLE_FLUSH)
+        if reason != REASON_UNSCHEDULABLE or self._cluster_events != self._cycle_events:
+            # an error, or the cluster changed during the cycle: retry after the backoff
+            self._retry(key)
+        else:
+            # the periodic flush of upstream's unschedulable pods
+            self.queue.add_after(key, UNSCHEDULABLE_FLUSH)
 
     async def _set_condition(self, pod: Obj, *, reason: str, message: str) -> None:
         conditions = (pod.get("status") or {}).get("conditions")
