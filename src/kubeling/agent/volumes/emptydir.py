@@ -7,6 +7,7 @@ the pod directory, not to any container.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from kubeling.agent.errors import VolumeSetupError
@@ -46,5 +47,12 @@ def prepare_empty_dir(name: str, source: Obj, *, pod: Obj, pod_dir: Path) -> Pre
     else:
         # TODO(#5): disk sizeLimit is not enforced (upstream evicts the pod when exceeded).
         path.mkdir(parents=True, exist_ok=True)
-    chmod_exact(path, 0o777)
+    fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+    if fs_group is not None and os.geteuid() == 0:
+        # upstream's SetVolumeOwnership: the group becomes fsGroup and the setgid bit makes
+        # new files inherit it (hostPath volumes get no such treatment: B16).
+        os.chown(path, -1, int(fs_group))
+        chmod_exact(path, 0o2777)
+    else:
+        chmod_exact(path, 0o777)
     return PreparedVolume(name=name, kind="emptyDir", path=path, owned_dir=path)
