@@ -282,3 +282,21 @@ async def test_controller_manager_runs_the_scheduler_by_name(
         assert await cluster.wait_scheduled("app") == "node-a"
     finally:
         await manager.stop()
+
+
+async def test_scheduler_keeps_host_ports_apart(cluster: Cluster) -> None:
+    await cluster.node(make_node("node-a"))
+    await cluster.start()
+    for name in ("web-1", "web-2"):
+        pod = make_pod(name)
+        pod["spec"]["containers"][0]["ports"] = [{"containerPort": 80, "hostPort": 8080}]
+        await cluster.pod(pod)
+    assert await cluster.wait_scheduled("web-1") == "node-a"
+    await cluster.wait_message(
+        "web-2",
+        "FailedScheduling",
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports. "
+        "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..",
+    )
+    await cluster.node(make_node("node-b"))
+    assert await cluster.wait_scheduled("web-2") == "node-b"

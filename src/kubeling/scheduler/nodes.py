@@ -1,5 +1,6 @@
 """Node filters and the least-allocated score: what upstream's NodeUnschedulable,
-TaintToleration, NodeAffinity and NodeResourcesFit plugins decide, as pure functions.
+TaintToleration, NodeAffinity, NodePorts and NodeResourcesFit plugins decide, as pure
+functions.
 
 Each filter answers ``None`` (the node passes) or a ``Rejection``: the plugin's reasons,
 worded exactly as upstream's, and whether preemption could help (``resolvable``), which
@@ -28,6 +29,7 @@ from kubeling.machinery.types import Obj
 ERR_UNSCHEDULABLE: Final = "node(s) were unschedulable"
 ERR_AFFINITY: Final = "node(s) didn't match Pod's node affinity/selector"
 ERR_TOO_MANY_PODS: Final = "Too many pods"
+ERR_PORTS: Final = "node(s) didn't have free ports for the requested pod ports"
 
 TAINT_UNSCHEDULABLE: Final = "node.kubernetes.io/unschedulable"
 TAINT_NOT_READY: Final = "node.kubernetes.io/not-ready"
@@ -288,6 +290,29 @@ def filter_affinity(pod: Obj, node: Obj) -> Rejection | None:
     return None if pod_matches_node(pod, node) else Rejection(reasons=(ERR_AFFINITY,))
 
 
+HostPort = tuple[str, str, int]
+"""(hostIP, protocol, hostPort)"""
+
+
+def host_ports(pod: Obj) -> list[HostPort]:
+    """Every ``hostPort`` the pod's containers (and init containers) ask for."""
+    spec = pod.get("spec") or {}
+    out: list[HostPort] = []
+    for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for p in c.get("ports") or []:
+            port = int(p.get("hostPort") or 0)
+            if port > 0:
+                out.append((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", port))
+    return out
+
+
+def _ports_conflict(a: HostPort, b: HostPort) -> bool:
+    if a[1:] != b[1:]:
+        return False
+    # the wildcard address conflicts with every address
+    return a[0] == b[0] or "0.0.0.0" in (a[0], b[0])
+
+
 @dataclass(kw_only=True)
 class NodeUsage:
     """What the pods on a node (bound or assumed) request."""
@@ -296,14 +321,24 @@ class NodeUsage:
     requested: Resources = field(default_factory=dict)
     milli_cpu: int = 0
     memory: int = 0
+    ports: list[HostPort] = field(default_factory=list)
 
     def add(self, pod: Obj) -> None:
         self.pods += 1
+        self.ports.extend(host_ports(pod))
         for name, value in pod_requests(pod).items():
             self.requested[name] = self.requested.get(name, Fraction(0)) + value
         cpu, memory = pod_nonzero_requests(pod)
         self.milli_cpu += cpu
         self.memory += memory
+
+
+def filter_ports(pod: Obj, usage: NodeUsage) -> Rejection | None:
+    """``NodePorts``: a host port another pod on the node already holds."""
+    for wanted in host_ports(pod):
+        if any(_ports_conflict(wanted, used) for used in usage.ports):
+            return Rejection(reasons=(ERR_PORTS,), resolvable=True)
+    return None
 
 
 def filter_resources(pod: Obj, node: Obj, usage: NodeUsage) -> Rejection | None:

@@ -390,6 +390,7 @@ class Scheduler(Controller):
                 nodefilters.filter_unschedulable(pod, node)
                 or nodefilters.filter_taints(pod, node)
                 or nodefilters.filter_affinity(pod, node)
+                or nodefilters.filter_ports(pod, usage[name])
                 or nodefilters.filter_resources(pod, node, usage[name])
             )
             if rejection is None and not claims.empty:
