@@ -396,6 +396,10 @@ class EndpointsController(Controller):
         self.endpoints = endpoints
         self.recorder = recorder
         self.triggers = TriggerTimeTracker()
+        self._replaced: dict[str, str] = {}
+        """Service key → the Endpoints resourceVersion this controller last overwrote
+        (upstream's ``staleEndpointsTracker``): while the cache shows it, wait for the
+        cache instead of syncing from it."""
         self.watch(services)
         pods.add_handler(
             on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_added
@@ -419,6 +423,7 @@ class EndpointsController(Controller):
         svc = self.services.get(key)
         if svc is None:
             self.triggers.forget(key)
+            self._replaced.pop(key, None)
             # upstream deletes the Endpoints of a Service that is gone (the Service may
             # have been recreated meanwhile: the next add re-creates them).
             if self.endpoints.get(key) is not None:
@@ -431,10 +436,16 @@ class EndpointsController(Controller):
         if spec.get("type") == "ExternalName" or spec.get("selector") is None:
             # ExternalName Services get no endpoints; selectorless ones are managed by hand.
             return
+        current = self.endpoints.get(key)
+        replaced = self._replaced.get(key)
+        if current is not None and replaced is not None:
+            if objects.resource_version(current) == replaced:
+                self.enqueue_after(key, 0.005)
+                return
+            del self._replaced[key]
         pods = selected_pods(svc, self.pods.list(namespace=namespace))
         trigger = self.triggers.compute(key, svc, pods)
         subsets, ready, not_ready = build_subsets(svc, pods)
-        current = self.endpoints.get(key)
         svc_labels = dict(objects.labels(svc))
         if current is not None:
             labels = {k: v for k, v in objects.labels(current).items() if k != HEADLESS_LABEL}
@@ -486,7 +497,9 @@ class EndpointsController(Controller):
             if current is None:
                 await self.client.create(ENDPOINTS, body, namespace=namespace)
             else:
+                replaced = objects.resource_version(body)
                 await self.client.update(ENDPOINTS, body)
+                self._replaced[key] = replaced
         except Forbidden as e:
             if current is None and any(
                 c.reason == NAMESPACE_TERMINATING_CAUSE for c in getattr(e, "causes", ()) or ()

@@ -178,6 +178,12 @@ class EndpointSliceController(Controller):
         """Slices this controller created that its cache has not shown yet, per Service
         (upstream's ``endpointSliceTracker``): syncing before they appear would create
         them twice."""
+        self._written: dict[tuple[str, str], str] = {}
+        """(namespace, slice) → the resourceVersion of this controller's last write."""
+        self._replaced: dict[tuple[str, str], str] = {}
+        """(namespace, slice) → the resourceVersion this controller last overwrote: while
+        the cache still shows it, the cache is behind our own write (upstream's stale
+        tracking), and syncing from it would only earn a conflict and a backoff."""
         self.watch(services)
         pods.add_handler(
             on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_added
@@ -193,6 +199,11 @@ class EndpointSliceController(Controller):
     def _slice_changed(self, es: Obj) -> None:
         if objects.labels(es).get(MANAGED_BY_LABEL) != CONTROLLER_NAME:
             return
+        slot = (objects.namespace(es), objects.name(es))
+        if self._written.get(slot) == objects.resource_version(
+            es
+        ) and not objects.deletion_timestamp(es):
+            return  # our own write coming back: nothing to sync (upstream's ShouldSync)
         key = slice_service_key(es)
         if key:
             self.enqueue(key)
@@ -227,8 +238,8 @@ class EndpointSliceController(Controller):
         spec = svc.get("spec") or {}
         if spec.get("type") == "ExternalName" or spec.get("selector") is None:
             return
-        if self._awaiting_own_creates(key):
-            self.enqueue_after(key, 0.02)
+        if self._awaiting_own_creates(key) or self._cache_behind(key):
+            self.enqueue_after(key, 0.005)
             return
         pods = selected_pods(svc, self.pods.list(namespace=namespace))
         trigger = self.triggers.compute(key, svc, pods)
@@ -267,6 +278,19 @@ class EndpointSliceController(Controller):
                 await self._delete(es)
         for es in stale:
             await self._delete(es)
+
+    def _cache_behind(self, key: str) -> bool:
+        behind = False
+        for es in self._managed_slices(key):
+            slot = (objects.namespace(es), objects.name(es))
+            replaced = self._replaced.get(slot)
+            if replaced is None:
+                continue
+            if objects.resource_version(es) == replaced:
+                behind = True
+            else:
+                del self._replaced[slot]
+        return behind
 
     def _awaiting_own_creates(self, key: str) -> bool:
         pending = self._created.get(key)
@@ -347,9 +371,16 @@ class EndpointSliceController(Controller):
                 )
                 key = objects.namespaced_name(svc)
                 self._created.setdefault(key, {})[objects.name(out)] = time.monotonic()
+                self._written[(objects.namespace(out), objects.name(out))] = (
+                    objects.resource_version(out)
+                )
                 log.debug("Created endpoint slice %s.", objects.namespaced_name(out))
             else:
-                await self.client.update(ENDPOINTSLICES, body)
+                replaced = objects.resource_version(body)
+                out = await self.client.update(ENDPOINTSLICES, body)
+                slot = (objects.namespace(body), objects.name(body))
+                self._replaced[slot] = replaced
+                self._written[slot] = objects.resource_version(out)
         except Forbidden:
             if current is None:
                 return  # a terminating namespace refuses creations; nothing to do
@@ -369,6 +400,8 @@ class EndpointSliceController(Controller):
             raise
 
     async def _delete(self, es: Obj) -> None:
+        self._replaced.pop((objects.namespace(es), objects.name(es)), None)
+        self._written.pop((objects.namespace(es), objects.name(es)), None)
         try:
             await self.client.delete(
                 ENDPOINTSLICES, name=objects.name(es), namespace=objects.namespace(es)
