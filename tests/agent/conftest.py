@@ -72,8 +72,14 @@ test_network.__test__ = False  # type: ignore[attr-defined]
 
 
 def assert_nothing_left(
-    data_dir: Path, network: BridgeNetwork | None, netns_before: set[str]
+    data_dir: Path,
+    network: BridgeNetwork | None,
+    netns_before: set[str],
+    *,
+    pod_uids: set[str] | None = None,
 ) -> None:
+    """Nothing of ``data_dir``/``network`` is left. With ``pod_uids`` only those pods'
+    namespaces are checked, so other clusters running on the machine do not interfere."""
     assert mounts.mounts_under(data_dir) == []
     runc_root = data_dir / "runc" / "root"
     if runc_root.exists():
@@ -86,7 +92,10 @@ def assert_nothing_left(
         assert out.strip() == ""
     assert not (data_dir / "pods").exists() or list((data_dir / "pods").iterdir()) == []
     if network is not None:
-        assert netns_names() - netns_before == set()
+        if pod_uids is not None:
+            assert {network._names(u)[0] for u in pod_uids} & netns_names() == set()
+        else:
+            assert netns_names() - netns_before == set()
         assert not link_exists(network.bridge)
         for veth in subprocess.run(
             ["ip", "-o", "link"], capture_output=True, text=True

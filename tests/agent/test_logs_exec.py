@@ -109,9 +109,10 @@ async def api(
         yield Api(cluster=cluster, http=http, node=nodes["items"][0]["metadata"]["name"])
     finally:
         await http.aclose()
+        uids = {p["metadata"]["uid"] for p in (await cluster.local_client().list(PODS))["items"]}
         await cluster.stop()
         assert mounts.mounts_under(tmp_path) == []
-        assert_nothing_left(tmp_path / "agent", network, before)
+        assert_nothing_left(tmp_path / "agent", network, before, pod_uids=uids)
 
 
 def _ssl(api: Api) -> ssl.SSLContext:

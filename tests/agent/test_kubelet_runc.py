@@ -1,0 +1,223 @@
+"""The node agent with real runc containers: exec probes and an agent restart.
+
+Root and runc only (skipped with the reason otherwise). Each test runs a ``Kubelet`` on a
+private bridge and /24 against an in-memory API, and checks afterwards that no mount,
+container, namespace or bridge is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubeling.agent.kubelet import Kubelet
+from kubeling.agent.network import BridgeNetwork
+from kubeling.client.local import LocalClient
+from kubeling.machinery.errors import NotFound
+from kubeling.machinery.resources import PODS
+from kubeling.machinery.types import Obj
+from kubeling.registry.registry import Registry
+from kubeling.storage.memory import MemoryBackend
+from tests.agent.conftest import (
+    assert_nothing_left,
+    netns_names,
+    requires_root,
+    requires_runc,
+    test_network,
+)
+from tests.agent.test_kubelet import wait_until
+
+pytestmark = [pytest.mark.root]
+NODE = "node-r"
+
+
+@dataclass
+class Env:
+    client: LocalClient
+    data_dir: Path
+    network: BridgeNetwork
+    uids: set[str]
+
+    def kubelet(self) -> Kubelet:
+        return Kubelet(
+            self.client,
+            node_name=NODE,
+            data_dir=self.data_dir,
+            runtime="runc",
+            backoff_base=0.1,
+            bridge=self.network.bridge,
+            pod_cidr=str(self.network.subnet),
+            shutdown_grace=1,
+        )
+
+    async def create_pod(self, name: str, container: Obj, **spec: Any) -> Obj:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "nodeName": NODE,
+                "automountServiceAccountToken": False,
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "c", "image": "busybox:1.36", **container}],
+                **spec,
+            },
+        }
+        created = await self.client.create(PODS, body, namespace="default")
+        self.uids.add(created["metadata"]["uid"])
+        return created
+
+    async def container(self, name: str) -> Obj:
+        pod = await self.client.get(PODS, name=name, namespace="default")
+        return ((pod.get("status") or {}).get("containerStatuses") or [{}])[0]
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    backend = MemoryBackend()
+    await backend.start()
+    registry = Registry.open(backend=backend)
+    if inspect.isawaitable(registry):
+        registry = await registry
+    await registry.bootstrap()
+    data_dir = tmp_path / "agent"
+    network = test_network(data_dir)
+    before = netns_names()
+    env = Env(client=LocalClient(registry), data_dir=data_dir, network=network, uids=set())
+    try:
+        yield env
+    finally:
+        assert_nothing_left(data_dir, network, before, pod_uids=env.uids)
+        await backend.close()
+
+
+async def crash(k: Kubelet) -> None:
+    """Stop the agent's tasks as a killed process would: containers and mounts stay."""
+    for t in k._tasks:
+        t.cancel()
+    await k.informers.stop()
+    for w in list(k.workers.values()):
+        await w.cancel()
+    k.workers.clear()
+    if k.server is not None:
+        await k.server.stop()  # type: ignore[attr-defined]
+    await k.recorder.close()
+    k._started = False
+
+
+def runc_pid(data_dir: Path, cid: str) -> int:
+    out = subprocess.run(
+        ["runc", "--root", str(data_dir / "runc" / "root"), "state", cid],
+        capture_output=True,
+        text=True,
+    )
+    return int(json.loads(out.stdout)["pid"]) if out.returncode == 0 else 0
+
+
+@requires_root
+@requires_runc
+async def test_restarted_agent_adopts_running_containers_and_removes_unbound_pods(env: Env) -> None:
+    first = env.kubelet()
+    await first.start()
+    try:
+        kept = await env.create_pod("kept", {"command": ["sleep", "3600"]})
+        gone = await env.create_pod("gone", {"command": ["sleep", "3600"]})
+
+        async def both_running() -> bool:
+            states = [await env.container(n) for n in ("kept", "gone")]
+            return all("running" in (s.get("state") or {}) for s in states)
+
+        await wait_until(both_running, 20, what="both pods running")
+        kept_cid = f"{kept['metadata']['uid']}_c"
+        pid = runc_pid(env.data_dir, kept_cid)
+        assert pid
+    except BaseException:
+        await first.stop()
+        raise
+    await crash(first)
+    # While no agent runs, one pod is force-deleted: nobody is there to stop it.
+    await env.client.delete(PODS, name="gone", namespace="default", grace_period_seconds=0)
+    second = env.kubelet()
+    await second.start()
+    try:
+        assert runc_pid(env.data_dir, kept_cid) == pid  # the same process, adopted
+        assert not (env.data_dir / "pods" / gone["metadata"]["uid"]).exists()
+        assert runc_pid(env.data_dir, f"{gone['metadata']['uid']}_c") == 0
+
+        async def still_running() -> bool:
+            cs = await env.container("kept")
+            return "running" in (cs.get("state") or {}) and cs.get("restartCount") == 0
+
+        await wait_until(still_running, 10, what="the adopted container reported running")
+        await env.client.delete(PODS, name="kept", namespace="default")
+
+        async def deleted() -> bool:
+            try:
+                await env.client.get(PODS, name="kept", namespace="default")
+            except NotFound:
+                return True
+            return False
+
+        await wait_until(deleted, 20, what="the adopted pod deleted")
+        assert runc_pid(env.data_dir, kept_cid) == 0
+    finally:
+        await second.stop()
+
+
+@requires_root
+@requires_runc
+async def test_exec_readiness_and_liveness_probes_run_in_the_container(env: Env) -> None:
+    k = env.kubelet()
+    await k.start()
+    try:
+        readiness = {
+            "exec": {"command": ["cat", "/tmp/ready"]},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        }
+        liveness = {
+            "exec": {"command": ["test", "!", "-e", "/tmp/die"]},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        }
+        await env.create_pod(
+            "probed",
+            {"command": ["sleep", "3600"], "readinessProbe": readiness, "livenessProbe": liveness},
+        )
+
+        async def state(ready: bool) -> bool:
+            cs = await env.container("probed")
+            return cs.get("ready") is ready and "running" in (cs.get("state") or {})
+
+        await wait_until(lambda: state(False), 20, what="running, not ready")
+        worker = next(iter(k.workers.values()))
+        assert worker.sandbox is not None
+
+        async def run(*argv: str) -> None:
+            assert worker.sandbox is not None
+            session = await worker.sandbox.exec("c", list(argv))
+            await session.close_stdin()
+            with contextlib.suppress(Exception):
+                while await session.read_stdout():
+                    pass
+            assert await session.wait() == 0
+            session.close()
+
+        await run("sh", "-c", "echo ok > /tmp/ready")
+        await wait_until(lambda: state(True), 10, what="ready after the file appears")
+        await run("touch", "/tmp/die")
+
+        async def restarted() -> bool:
+            return int((await env.container("probed")).get("restartCount", 0)) >= 1
+
+        await wait_until(restarted, 20, what="a restart from the liveness probe")
+    finally:
+        await k.stop()
