@@ -300,3 +300,21 @@ async def test_scheduler_keeps_host_ports_apart(cluster: Cluster) -> None:
     )
     await cluster.node(make_node("node-b"))
     assert await cluster.wait_scheduled("web-2") == "node-b"
+
+
+async def test_scheduler_frees_the_requests_of_finished_pods(cluster: Cluster) -> None:
+    await cluster.node(make_node("node-a", cpu="1"))
+    await cluster.start()
+    await cluster.pod(make_pod("job", cpu="800m"))
+    assert await cluster.wait_scheduled("job") == "node-a"
+    await cluster.pod(make_pod("next", cpu="800m"))
+    await cluster.wait_message(
+        "next",
+        "FailedScheduling",
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
+        "1 No preemption victims found for incoming pod..",
+    )
+    job = await cluster.get_pod("job")
+    job["status"]["phase"] = "Succeeded"
+    await cluster.client.update(PODS, job, subresource="status")
+    assert await cluster.wait_scheduled("next") == "node-a"

@@ -313,9 +313,26 @@ def _ports_conflict(a: HostPort, b: HostPort) -> bool:
     return a[0] == b[0] or "0.0.0.0" in (a[0], b[0])
 
 
+@dataclass(frozen=True, kw_only=True)
+class PodLoad:
+    """What one pod takes from its node, computed once per pod version."""
+
+    requests: Resources
+    milli_cpu: int
+    memory: int
+    ports: tuple[HostPort, ...]
+
+
+def pod_load(pod: Obj) -> PodLoad:
+    cpu, memory = pod_nonzero_requests(pod)
+    return PodLoad(
+        requests=pod_requests(pod), milli_cpu=cpu, memory=memory, ports=tuple(host_ports(pod))
+    )
+
+
 @dataclass(kw_only=True)
 class NodeUsage:
-    """What the pods on a node (bound or assumed) request."""
+    """What the pods on a node (bound or assumed) request, kept up to date incrementally."""
 
     pods: int = 0
     requested: Resources = field(default_factory=dict)
@@ -324,13 +341,24 @@ class NodeUsage:
     ports: list[HostPort] = field(default_factory=list)
 
     def add(self, pod: Obj) -> None:
+        self.add_load(pod_load(pod))
+
+    def add_load(self, load: PodLoad) -> None:
         self.pods += 1
-        self.ports.extend(host_ports(pod))
-        for name, value in pod_requests(pod).items():
+        self.ports.extend(load.ports)
+        for name, value in load.requests.items():
             self.requested[name] = self.requested.get(name, Fraction(0)) + value
-        cpu, memory = pod_nonzero_requests(pod)
-        self.milli_cpu += cpu
-        self.memory += memory
+        self.milli_cpu += load.milli_cpu
+        self.memory += load.memory
+
+    def remove_load(self, load: PodLoad) -> None:
+        self.pods -= 1
+        for port in load.ports:
+            self.ports.remove(port)
+        for name, value in load.requests.items():
+            self.requested[name] = self.requested.get(name, Fraction(0)) - value
+        self.milli_cpu -= load.milli_cpu
+        self.memory -= load.memory
 
 
 def filter_ports(pod: Obj, usage: NodeUsage) -> Rejection | None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -45,7 +44,7 @@ from kubeling.machinery.resources import (
 from kubeling.machinery.types import Obj
 from kubeling.scheduler import nodes as nodefilters
 from kubeling.scheduler.diagnosis import NO_NODES_AVAILABLE, fit_error
-from kubeling.scheduler.nodes import NodeUsage, Rejection, least_allocated_score
+from kubeling.scheduler.nodes import NodeUsage, PodLoad, Rejection, least_allocated_score, pod_load
 from kubeling.scheduler.volumes import (
     ANN_BOUND_BY_CONTROLLER,
     ANN_SELECTED_NODE,
@@ -79,7 +78,6 @@ REASON_SCHEDULER_ERROR: Final = "SchedulerError"
 REASON_GATED: Final = "SchedulingGated"
 GATED_MESSAGE: Final = "Scheduling is blocked due to non-empty scheduling gates"
 
-_IDX_NODE: Final = "scheduler:node"
 _IDX_CLAIM: Final = "scheduler:claim"
 _IDX_CLASS: Final = "scheduler:class"
 
@@ -181,12 +179,14 @@ class Scheduler(Controller):
         self.claims = informers.informer(PERSISTENTVOLUMECLAIMS)
         self.volumes = informers.informer(PERSISTENTVOLUMES)
         self.classes = informers.informer(STORAGECLASSES)
-        self.pods.add_index(_IDX_NODE, lambda p: [n] if (n := _node_name(p)) else [])
         self.pods.add_index(_IDX_CLAIM, _pod_claim_keys)
         self.volumes.add_index(_IDX_CLASS, lambda pv: [volume_class(pv)])
         self._unschedulable: dict[str, _Failure] = {}
-        self._assumed: dict[str, tuple[str, Obj]] = {}
-        """pod key → (node, pod) placed by us but not yet seen bound in the cache"""
+        self._assumed: dict[str, str] = {}
+        """pod key → node, for pods placed by us but not yet seen bound in the cache"""
+        self._loads: dict[str, tuple[str, PodLoad]] = {}
+        """pod key → (node, load) for every pod counted on a node: bound or assumed"""
+        self._usage_by_node: dict[str, NodeUsage] = {}
         self._binding: dict[str, _PendingBind] = {}
         self._reserved: dict[str, str] = {}
         """volume → claim key, for static bindings in flight"""
@@ -254,15 +254,51 @@ class Scheduler(Controller):
                     continue
             self._retry(key)
 
+    def _account(self, key: str, node: str, load: PodLoad) -> None:
+        self._unaccount(key)
+        self._loads[key] = (node, load)
+        self._usage_by_node.setdefault(node, NodeUsage()).add_load(load)
+
+    def _unaccount(self, key: str) -> None:
+        entry = self._loads.pop(key, None)
+        if entry is not None:
+            node, load = entry
+            self._usage_by_node[node].remove_load(load)
+            if self._usage_by_node[node].pods == 0:
+                del self._usage_by_node[node]
+
+    def _track(self, pod: Obj) -> None:
+        """Keep the per-node usage in step with a pod the cache just changed."""
+        key = object_key(pod)
+        node = _node_name(pod)
+        if node and not _terminal(pod):
+            current = self._loads.get(key)
+            if current is None or current[0] != node or key in self._assumed:
+                self._account(key, node, pod_load(pod))
+        elif node or key not in self._assumed:
+            self._unaccount(key)
+
+    def _forget_assumed(self, key: str) -> None:
+        if self._assumed.pop(key, None) is None:
+            return
+        pod = self.pods.get(key)
+        if pod is None or not _node_name(pod):
+            self._unaccount(key)
+
     def _pod_added(self, pod: Obj) -> None:
+        self._track(pod)
         if self.responsible_for(pod):
             self.enqueue(object_key(pod))
 
     def _pod_updated(self, old: Obj, pod: Obj) -> None:
         key = object_key(pod)
+        self._track(pod)
         if _node_name(pod):
             self._assumed.pop(key, None)
             self._unschedulable.pop(key, None)
+            pending = self._binding.pop(key, None)
+            if pending is not None:
+                self._release(pending)  # bound by someone else meanwhile
             if _terminal(pod) and not _terminal(old):
                 self._retry_all()  # its requests are free again
             return
@@ -279,6 +315,7 @@ class Scheduler(Controller):
     def _pod_deleted(self, pod: Obj) -> None:
         key = object_key(pod)
         self._unschedulable.pop(key, None)
+        self._unaccount(key)
         assumed = self._assumed.pop(key, None)
         pending = self._binding.pop(key, None)
         if pending is not None:
@@ -327,6 +364,8 @@ class Scheduler(Controller):
         if key in self._binding:
             await self._continue_binding(key, pod)
             return
+        if key in self._assumed:
+            return  # bound by us a moment ago; the cache has not caught up yet
         if not self.responsible_for(pod):
             self._unschedulable.pop(key, None)
             return
@@ -334,21 +373,6 @@ class Scheduler(Controller):
             await self._set_condition(pod, reason=REASON_GATED, message=GATED_MESSAGE)
             return
         await self.schedule_one(key, pod)
-
-    def _usage(self, node_names: Iterable[str]) -> dict[str, NodeUsage]:
-        usage: dict[str, NodeUsage] = {}
-        counted: set[str] = set()
-        for name in node_names:
-            u = NodeUsage()
-            for pod in self.pods.by_index(_IDX_NODE, name):
-                if not _terminal(pod):
-                    u.add(pod)
-                    counted.add(object_key(pod))
-            usage[name] = u
-        for key, (node, pod) in self._assumed.items():
-            if key not in counted and node in usage:
-                usage[node].add(pod)
-        return usage
 
     async def schedule_one(self, key: str, pod: Obj) -> None:
         """One scheduling cycle for ``pod`` (public for tests)."""
@@ -380,7 +404,9 @@ class Scheduler(Controller):
             await self._unschedulable_pod(key, pod, _with_notes(message, notes))
             return
 
-        usage = self._usage(objects.name(n) for n in nodes)
+        usage = {
+            objects.name(n): self._usage_by_node.get(objects.name(n)) or NodeUsage() for n in nodes
+        }
         rejections: dict[str, Rejection] = {}
         plans: dict[str, NodeVolumes] = {}
         feasible: list[Obj] = []
@@ -417,7 +443,8 @@ class Scheduler(Controller):
             key=lambda n: (-least_allocated_score(pod, n, usage[objects.name(n)]), objects.name(n)),
         )
         node_name = objects.name(best)
-        self._assumed[key] = (node_name, pod)
+        self._assumed[key] = node_name
+        self._account(key, node_name, pod_load(pod))
         chosen = plans.get(node_name)
         if chosen is not None and (chosen.bindings or chosen.provisions):
             await self._start_volume_binding(key, pod, node_name, chosen)
@@ -481,7 +508,7 @@ class Scheduler(Controller):
         if objects.uid(pod) != pending.uid or _node_name(pod) or objects.deletion_timestamp(pod):
             self._binding.pop(key, None)
             self._release(pending)
-            self._assumed.pop(key, None)
+            self._forget_assumed(key)
             if self.responsible_for(pod):
                 self.enqueue(key)
             return
@@ -519,7 +546,7 @@ class Scheduler(Controller):
         pending = self._binding.pop(key, None)
         if pending is not None:
             self._release(pending)
-        self._assumed.pop(key, None)
+        self._forget_assumed(key)
         await self._unschedulable_pod(key, pod, message, reason=REASON_SCHEDULER_ERROR)
 
     # -- outcomes -----------------------------------------------------------------------------
@@ -538,11 +565,11 @@ class Scheduler(Controller):
             )
         except (Conflict, NotFound) as e:
             # Assigned by someone else, deleted or replaced meanwhile: nothing to retry.
-            self._assumed.pop(key, None)
+            self._forget_assumed(key)
             log.info("Scheduler could not bind pod %s to %s: %s", key, node_name, e)
             return
         except StatusError as e:
-            self._assumed.pop(key, None)
+            self._forget_assumed(key)
             await self._unschedulable_pod(
                 key, pod, f"Binding rejected: {e}", reason=REASON_SCHEDULER_ERROR
             )
