@@ -242,13 +242,62 @@ def format_trigger_time(t: datetime) -> str:
     return text + "Z"
 
 
-def pod_service_keys(services: Informer, pod: Obj, *extra_labels: dict[str, str]) -> set[str]:
+class ObjectRefs:
+    """The objects an informer caches, by namespace and name, *without copying*.
+
+    ``Informer.list`` deep-copies every object it returns, which for a namespace of pods
+    (managedFields included) costs far more than the reconcile that reads them. Handlers
+    receive the cached objects themselves, which the informer replaces (never mutates) on
+    update, so holding references is safe as long as callers treat them as read-only;
+    a caller that wants to change one copies it first.
+    """
+
+    def __init__(self, informer: Informer, *, group: Any = None) -> None:
+        self._group = group or (lambda obj: objects.namespace(obj))
+        self._items: dict[str, dict[str, Obj]] = {}
+        self._where: dict[str, str] = {}
+        informer.add_handler(
+            on_add=self._put, on_update=lambda _old, new: self._put(new), on_delete=self._drop
+        )
+
+    def _put(self, obj: Obj) -> None:
+        key = object_key(obj)
+        group = self._group(obj)
+        previous = self._where.get(key)
+        if previous is not None and previous != group:
+            self._items.get(previous, {}).pop(key, None)
+        if group is None:
+            self._where.pop(key, None)
+            return
+        self._items.setdefault(group, {})[key] = obj
+        self._where[key] = group
+
+    def _drop(self, obj: Obj) -> None:
+        key = object_key(obj)
+        group = self._where.pop(key, None)
+        if group is not None:
+            bucket = self._items.get(group)
+            if bucket is not None:
+                bucket.pop(key, None)
+                if not bucket:
+                    del self._items[group]
+
+    def list(self, group: str) -> list[Obj]:
+        """The cached objects of ``group`` (a namespace by default), read-only."""
+        return list((self._items.get(group) or {}).values())
+
+    def get(self, key: str) -> Obj | None:
+        group = self._where.get(key)
+        return None if group is None else self._items[group].get(key)
+
+
+def pod_service_keys(services: ObjectRefs, pod: Obj, *extra_labels: dict[str, str]) -> set[str]:
     """Keys of the Services in the pod's namespace that select it (under any of the given
     label sets: an update checks old and new labels)."""
     namespace = objects.namespace(pod)
     label_sets = [objects.labels(pod), *extra_labels]
     keys: set[str] = set()
-    for svc in services.list(namespace=namespace):
+    for svc in services.list(namespace):
         if any(service_selects(svc, labels) for labels in label_sets):
             keys.add(object_key(svc))
     return keys
@@ -396,6 +445,8 @@ class EndpointsController(Controller):
         self.endpoints = endpoints
         self.recorder = recorder
         self.triggers = TriggerTimeTracker()
+        self.service_refs = ObjectRefs(services)
+        self.pod_refs = ObjectRefs(pods)
         self._replaced: dict[str, str] = {}
         """Service key → the Endpoints resourceVersion this controller last overwrote
         (upstream's ``staleEndpointsTracker``): while the cache shows it, wait for the
@@ -409,18 +460,18 @@ class EndpointsController(Controller):
         self.wait_for(endpoints)
 
     def _pod_added(self, pod: Obj) -> None:
-        for key in pod_service_keys(self.services, pod):
+        for key in pod_service_keys(self.service_refs, pod):
             self.enqueue(key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if not pod_endpoints_changed(old, new):
             return
-        for key in pod_service_keys(self.services, new, objects.labels(old)):
+        for key in pod_service_keys(self.service_refs, new, objects.labels(old)):
             self.enqueue(key)
 
     async def reconcile(self, key: str) -> None:
         namespace, name = split_key(key)
-        svc = self.services.get(key)
+        svc = self.service_refs.get(key)
         if svc is None:
             self.triggers.forget(key)
             self._replaced.pop(key, None)
@@ -443,7 +494,7 @@ class EndpointsController(Controller):
                 self.enqueue_after(key, 0.005)
                 return
             del self._replaced[key]
-        pods = selected_pods(svc, self.pods.list(namespace=namespace))
+        pods = selected_pods(svc, self.pod_refs.list(namespace))
         trigger = self.triggers.compute(key, svc, pods)
         subsets, ready, not_ready = build_subsets(svc, pods)
         svc_labels = dict(objects.labels(svc))

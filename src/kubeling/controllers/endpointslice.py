@@ -33,6 +33,7 @@ from kubeling.client.interface import Client
 from kubeling.controllers.endpoints import (
     HEADLESS_LABEL,
     TRIGGER_TIME_ANNOTATION,
+    ObjectRefs,
     TriggerTimeTracker,
     find_port,
     format_trigger_time,
@@ -184,12 +185,14 @@ class EndpointSliceController(Controller):
         """(namespace, slice) → the resourceVersion this controller last overwrote: while
         the cache still shows it, the cache is behind our own write (upstream's stale
         tracking), and syncing from it would only earn a conflict and a backoff."""
+        self.service_refs = ObjectRefs(services)
+        self.pod_refs = ObjectRefs(pods)
+        self.slice_refs = ObjectRefs(slices, group=slice_service_key)
         self.watch(services)
         pods.add_handler(
             on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_added
         )
         self.wait_for(pods)
-        slices.add_index("service", lambda es: [k] if (k := slice_service_key(es)) else [])
         # A slice someone else changed or deleted is put back by its Service's next sync.
         slices.add_handler(
             on_update=lambda _old, new: self._slice_changed(new), on_delete=self._slice_changed
@@ -209,25 +212,25 @@ class EndpointSliceController(Controller):
             self.enqueue(key)
 
     def _pod_added(self, pod: Obj) -> None:
-        for key in pod_service_keys(self.services, pod):
+        for key in pod_service_keys(self.service_refs, pod):
             self.enqueue(key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if not pod_endpoints_changed(old, new):
             return
-        for key in pod_service_keys(self.services, new, objects.labels(old)):
+        for key in pod_service_keys(self.service_refs, new, objects.labels(old)):
             self.enqueue(key)
 
     def _managed_slices(self, key: str) -> list[Obj]:
         return [
             es
-            for es in self.slices.by_index("service", key)
+            for es in self.slice_refs.list(key)
             if objects.labels(es).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
         ]
 
     async def reconcile(self, key: str) -> None:
         namespace, _name = split_key(key)
-        svc = self.services.get(key)
+        svc = self.service_refs.get(key)
         if svc is None:
             # The garbage collector removes owned slices; delete them here too so a cluster
             # without it (or a slice that lost its owner reference) keeps nothing stale.
@@ -241,7 +244,7 @@ class EndpointSliceController(Controller):
         if self._awaiting_own_creates(key) or self._cache_behind(key):
             self.enqueue_after(key, 0.005)
             return
-        pods = selected_pods(svc, self.pods.list(namespace=namespace))
+        pods = selected_pods(svc, self.pod_refs.list(namespace))
         trigger = self.triggers.compute(key, svc, pods)
         desired = desired_endpoints(svc, pods)
         existing = self._managed_slices(key)
@@ -299,7 +302,7 @@ class EndpointSliceController(Controller):
         namespace, _ = split_key(key)
         now = time.monotonic()
         for name, at in list(pending.items()):
-            seen = self.slices.get_by_name(name=name, namespace=namespace) is not None
+            seen = self.slice_refs.get(f"{namespace}/{name}") is not None
             if seen or now - at > 5.0:
                 del pending[name]
         if not pending:
@@ -331,7 +334,7 @@ class EndpointSliceController(Controller):
                 and current_labels == labels
             ):
                 return
-            body = current
+            body = objects.deep_copy(current)  # the cache's own object: never mutate it
             meta = objects.ensure_meta(body)
             kept = {
                 k: v
