@@ -498,7 +498,6 @@ class Scheduler(Controller):
                 key, pod, f'running PreBind plugin "VolumeBinding": binding volumes: {e}'
             )
             return
-        self.queue.add_after(key, self.bind_timeout)
         await self._continue_binding(key, pod)
 
     async def _continue_binding(self, key: str, pod: Obj) -> None:
@@ -537,6 +536,9 @@ class Scheduler(Controller):
                 pod,
                 'running PreBind plugin "VolumeBinding": binding volumes: context deadline exceeded',
             )
+        else:
+            # a delayed add keeps only the earliest wake-up: re-arm the deadline each time
+            self.queue.add_after(key, pending.deadline - self._now())
 
     def _release(self, pending: _PendingBind) -> None:
         for volume in pending.volumes():
