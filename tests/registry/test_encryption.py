@@ -24,6 +24,7 @@ from kubeling.registry.encryption import (
     KeyFileError,
     KeyRing,
     TransformError,
+    UnreadableValues,
     generate_key,
     write_key_file,
 )
@@ -56,7 +57,9 @@ class Cluster:
         self.backend: SqliteBackend | None = None
         self.registry: Registry | None = None
 
-    async def open(self, *, keyring: KeyRing | None) -> Registry:
+    async def open(self, *, keyring: KeyRing | None, rewrite: bool = True) -> Registry:
+        """``rewrite=False`` skips the start-up rewrite, as if the values went bad while
+        the server ran."""
         await self.close()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.backend = SqliteBackend(self.db)
@@ -64,7 +67,8 @@ class Cluster:
         backend: Any = self.backend
         if keyring is not None:
             backend = EncryptingBackend(self.backend, keyring)
-            await backend.rewrite_stale()
+            if rewrite:
+                await backend.rewrite_stale()
         self.registry = await Registry.open(backend=backend, clock=FakeClock())
         await self.registry.bootstrap()
         return self.registry
@@ -329,7 +333,8 @@ async def test_missing_key_is_a_500_naming_the_key(cluster: Cluster) -> None:
     gone = generate_key("gone")
     reg = await cluster.open(keyring=KeyRing([gone]))
     await reg.store(r.SECRETS).create(secret(), namespace="default", ctx=ctx())
-    reg = await cluster.open(keyring=KeyRing([generate_key("other")], source="/d/enc.key"))
+    other = KeyRing([generate_key("other")], source="/d/enc.key")
+    reg = await cluster.open(keyring=other, rewrite=False)
     store = reg.store(r.SECRETS)
     with pytest.raises(InternalError) as e:
         await store.get(namespace="default", name="db", ctx=ctx())
@@ -342,23 +347,55 @@ async def test_missing_key_is_a_500_naming_the_key(cluster: Cluster) -> None:
     )
     with pytest.raises(InternalError, match="'gone'"):
         await store.list(namespace="default", ctx=ctx())
-    # The start-up rewrite left the value alone rather than losing it.
-    assert cluster.raw_rows()[-1].startswith(gone.prefix)
+
+
+async def test_start_refuses_values_no_key_decrypts_and_keeps_them(cluster: Cluster) -> None:
+    gone = generate_key("gone")
+    reg = await cluster.open(keyring=KeyRing([gone]))
+    for name in ("a", "b"):
+        await reg.store(r.SECRETS).create(secret(name), namespace="default", ctx=ctx())
+    await cluster.close()
+    # A plaintext secret from before encryption is rewritten even so.
+    reg = await cluster.open(keyring=None)
+    await reg.store(r.SECRETS).create(secret("plain"), namespace="default", ctx=ctx())
+    other = KeyRing([generate_key("other")], source="/d/enc.key")
+    with pytest.raises(UnreadableValues) as e:
+        await cluster.open(keyring=other)
+    assert str(e.value) == (
+        "2 stored value(s) cannot be decrypted ("
+        "/registry/core/secrets/default/a: the value is encrypted with key 'gone', which is "
+        "not in /d/enc.key; "
+        "/registry/core/secrets/default/b: the value is encrypted with key 'gone', which is "
+        "not in /d/enc.key). Add the missing key back to /d/enc.key; see "
+        "docs/secrets-at-rest.md"
+    )
+    assert cluster.raw_rows("/registry/core/secrets/default/plain")[-1].startswith(
+        b"k8s:enc:aesgcm:v1:other:"
+    )
+    for name in ("a", "b"):
+        assert cluster.raw_rows(f"/registry/core/secrets/default/{name}")[-1].startswith(
+            gone.prefix
+        )
+    # The key back (behind the new write key): the start goes through and re-encrypts.
+    reg = await cluster.open(keyring=KeyRing([other.write_key, gone]))
+    assert await get_password(reg, "a") == PASSWORD
+    assert cluster.raw_rows("/registry/core/secrets/default/a")[-1].startswith(
+        b"k8s:enc:aesgcm:v1:other:"
+    )
 
 
 async def test_regenerated_key_file_gives_a_clear_error(cluster: Cluster) -> None:
     reg = await cluster.open(keyring=KeyRing.ensure(cluster.data_dir))
     await reg.store(r.SECRETS).create(secret(), namespace="default", ctx=ctx())
     (cluster.data_dir / "pki" / KEY_FILE).unlink()
-    reg = await cluster.open(keyring=KeyRing.ensure(cluster.data_dir))
-    with pytest.raises(InternalError, match=r"which is not in .*encryption\.key"):
-        await get_password(reg)
+    with pytest.raises(UnreadableValues, match=r"which is not in .*encryption\.key"):
+        await cluster.open(keyring=KeyRing.ensure(cluster.data_dir))
 
 
 async def test_wrong_key_under_the_same_name_fails_authentication(cluster: Cluster) -> None:
     reg = await cluster.open(keyring=KeyRing([generate_key("k1")]))
     await reg.store(r.SECRETS).create(secret(), namespace="default", ctx=ctx())
-    reg = await cluster.open(keyring=KeyRing([generate_key("k1")]))
+    reg = await cluster.open(keyring=KeyRing([generate_key("k1")]), rewrite=False)
     with pytest.raises(InternalError, match="decrypting with key 'k1' failed"):
         await get_password(reg)
 
@@ -379,10 +416,13 @@ async def test_tampered_ciphertext_is_an_error_never_garbage(cluster: Cluster) -
         conn.commit()
     finally:
         conn.close()
-    reg = await cluster.open(keyring=ring)
+    reg = await cluster.open(keyring=ring, rewrite=False)
     with pytest.raises(InternalError, match="message authentication failed"):
         await get_password(reg)
     assert made["metadata"]["name"] == "db"
+    # A start checks every value, those under the write key too, and refuses.
+    with pytest.raises(UnreadableValues, match="decrypting with key 'k1' failed"):
+        await cluster.open(keyring=ring)
 
 
 async def test_encrypted_value_without_a_key_ring_is_a_clear_error(cluster: Cluster) -> None:

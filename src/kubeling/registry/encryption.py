@@ -16,7 +16,9 @@ same as an apiserver's with the ``aescbc``/``aesgcm`` providers configured:
   last), so data written before encryption existed still reads; the next write encrypts it,
   and ``EncryptingBackend.rewrite_stale`` (run at every start) does it at once for values
   left in plaintext or under a key that is no longer the write key (upstream's "stale"
-  reads, which its GuaranteedUpdate rewrites).
+  reads, which its GuaranteedUpdate rewrites). A value no listed key decrypts stops the
+  start with ``UnreadableValues`` naming it and its key: better than a server whose lists
+  of Secrets all answer 500.
 - Only configured resources are encrypted on write (``secrets`` by default); every read
   decrypts whatever carries the prefix, so taking a resource off the list never strands
   its data.
@@ -394,24 +396,26 @@ class EncryptingBackend:
         """Re-encrypt, with the write key, every current value of the encrypted resources
         that is in plaintext or under another key; returns how many were rewritten.
 
-        Each rewrite is a compare-and-swap on the value's revision, so a concurrent write
-        (which already used the write key) wins. A value that does not decrypt is left as
-        it is and named in a warning: reading it keeps failing with the same error.
+        Every value is decrypted, those under the write key too, so a value that went bad
+        on disk is found here rather than by the first list. Each rewrite is a compare-and-swap on the value's revision, so a concurrent write
+        (which already used the write key) wins. Values that do not decrypt are left as
+        they are, and once the rest is done ``UnreadableValues`` names them: a server that
+        started over them would answer 500 to every list of their resource, and anything
+        that waits for such a list (an informer's first sync) would wait forever.
         """
         rewritten = 0
-        failed: builtins.list[str] = []
+        unreadable: builtins.list[TransformError] = []
         for prefix in self._prefixes:
             after = ""
             while True:
                 page = await self.inner.list(prefix, start_after=after, limit=_REWRITE_PAGE)
                 for kv in page.items:
-                    if self.keyring.key_of(kv.value) is self.keyring.write_key:
-                        continue
                     try:
                         plain = self.keyring.decrypt(kv.value, storage_key=kv.key)
                     except TransformError as e:
-                        failed.append(e.storage_key)
-                        log.warning("Cannot re-encrypt %s: %s", kv.key, e.detail)
+                        unreadable.append(e)
+                        continue
+                    if self.keyring.key_of(kv.value) is self.keyring.write_key:
                         continue
                     try:
                         await self.inner.update(
@@ -431,11 +435,19 @@ class EncryptingBackend:
                 rewritten,
                 self.keyring.write_key.name,
             )
-        if failed:
-            log.warning(
-                "%d stored value(s) cannot be decrypted with the keys in %s; reading them "
-                "fails until the missing key is added back.",
-                len(failed),
-                self.keyring.source,
-            )
+        if unreadable:
+            raise UnreadableValues(unreadable, source=self.keyring.source)
         return rewritten
+
+
+class UnreadableValues(KubelingError):
+    """Stored values no key in the key ring decrypts; the server must not start over them."""
+
+    def __init__(self, errors: Iterable[TransformError], *, source: str) -> None:
+        self.errors = tuple(errors)
+        shown = "; ".join(f"{e.storage_key}: {e.detail}" for e in self.errors[:3])
+        more = f"; and {len(self.errors) - 3} more" if len(self.errors) > 3 else ""
+        super().__init__(
+            f"{len(self.errors)} stored value(s) cannot be decrypted ({shown}{more}). Add "
+            f"the missing key back to {source or 'the key ring'}; see docs/secrets-at-rest.md"
+        )
