@@ -108,7 +108,15 @@ class Cluster:
             await self.backend.start()
             pki = auth.ensure_pki(self.data_dir, hosts=[host])
             self.token = pki.read_token()
-            self.registry = await _maybe_await(Registry.open(backend=self.backend))
+            # Secrets at rest (docs/secrets-at-rest.md): the registry writes through an
+            # AES-256-GCM layer keyed by DATA/pki/encryption.key, which first re-encrypts
+            # values left in plaintext or under a retired key.
+            from kubeling.registry import encryption
+
+            keyring = encryption.KeyRing.ensure(self.data_dir)
+            encrypted = encryption.EncryptingBackend(self.backend, keyring)
+            await encrypted.rewrite_stale()
+            self.registry = await _maybe_await(Registry.open(backend=encrypted))
             await _maybe_await(self.registry.bootstrap())
             port = sock.getsockname()[1]
             self.url = auth.server_url(host, port)
