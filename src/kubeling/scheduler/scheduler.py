@@ -96,6 +96,7 @@ class BuildContext(Protocol):
 class _Failure:
     attempts: int
     at: float
+    has_claims: bool
 
 
 @dataclass(kw_only=True)
@@ -247,11 +248,9 @@ class Scheduler(Controller):
 
     def _retry_all(self, *, with_claims_only: bool = False) -> None:
         self._cluster_events += 1
-        for key in list(self._unschedulable):
-            if with_claims_only:
-                pod = self.pods.get(key)
-                if pod is None or not pod_claim_refs(pod):
-                    continue
+        for key, failure in list(self._unschedulable.items()):
+            if with_claims_only and not failure.has_claims:
+                continue
             self._retry(key)
 
     def _account(self, key: str, node: str, load: PodLoad) -> None:
@@ -585,7 +584,9 @@ class Scheduler(Controller):
     ) -> None:
         previous = self._unschedulable.get(key)
         attempts = previous.attempts + 1 if previous else 1
-        self._unschedulable[key] = _Failure(attempts=attempts, at=self._now())
+        self._unschedulable[key] = _Failure(
+            attempts=attempts, at=self._now(), has_claims=bool(pod_claim_refs(pod))
+        )
         log.debug("Pod %s is unschedulable: %s", key, message)
         self.recorder.event(pod, WARNING, "FailedScheduling", message)
         await self._set_condition(pod, reason=reason, message=message)
