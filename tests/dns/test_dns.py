@@ -237,3 +237,14 @@ async def test_dns_malformed_and_non_query_messages(dns: Dns) -> None:
     notify.header.opcode = 4
     answer = DNSRecord.parse(await udp_exchange(dns.addr, notify.pack()))
     assert answer.header.rcode == 4  # NOTIMP
+
+
+async def test_dns_repeated_query_answers_with_each_request_id(dns: Dns) -> None:
+    ip = await _web(dns)
+    await dns.until_values(f"web.default.svc.{ZONE}", [ip])
+    for qid in (1, 2, 65535):
+        question = DNSRecord.question(f"web.default.svc.{ZONE}")
+        question.header.id = qid
+        reply = DNSRecord.parse(await udp_exchange(dns.addr, question.pack()))
+        assert reply.header.id == qid
+        assert [str(rr.rdata) for rr in reply.rr] == [ip]

@@ -61,6 +61,7 @@ EDNS_PAYLOAD: Final = 1232
 """What this server advertises and caps clients at (the DNS flag day 2020 value)."""
 SYNC_TIMEOUT: Final = 60.0
 TCP_IDLE_TIMEOUT: Final = 10.0
+MEMO_SIZE: Final = 4096
 
 
 class DnsServer:
@@ -88,6 +89,8 @@ class DnsServer:
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
         self.queries = 0
+        self._memo: dict[tuple[bytes, int], bytes] = {}
+        self._memo_changes = -1
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -199,8 +202,26 @@ class DnsServer:
     # --- answering -----------------------------------------------------------------------
 
     def handle(self, data: bytes, *, max_size: int) -> bytes | None:
-        """The wire answer to one query message (None: not even worth an error reply)."""
+        """The wire answer to one query message (None: not even worth an error reply).
+
+        Answers are memoized by the request's bytes after its ID (flags, question, EDNS)
+        until the index changes: dnslib's encoder costs far more than the lookup, and a
+        resolver asks the same few names over and over.
+        """
         self.queries += 1
+        if self._memo_changes != self.index.changes or len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
+            self._memo_changes = self.index.changes
+        key = (bytes(data[2:]), max_size)
+        cached = self._memo.get(key)
+        if cached is not None:
+            return bytes(data[:2]) + cached[2:]
+        reply = self._answer(data, max_size=max_size)
+        if reply is not None and len(data) >= 12:
+            self._memo[key] = reply
+        return reply
+
+    def _answer(self, data: bytes, *, max_size: int) -> bytes | None:
         try:
             request = DNSRecord.parse(data)
         except (DNSError, struct.error, IndexError, ValueError):
