@@ -342,7 +342,7 @@ async def test_missing_key_is_a_500_naming_the_key(cluster: Cluster) -> None:
     assert (status["code"], status["reason"]) == (500, "InternalError")
     assert status["message"] == (
         "Internal error occurred: unable to transform key "
-        "'/registry/core/secrets/default/db': the value is encrypted with key 'gone', "
+        "\"/registry/core/secrets/default/db\": the value is encrypted with key 'gone', "
         "which is not in /d/enc.key"
     )
     with pytest.raises(InternalError, match="'gone'"):

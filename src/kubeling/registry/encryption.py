@@ -46,6 +46,7 @@ import base64
 import binascii
 import builtins
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -101,7 +102,8 @@ class TransformError(InternalError):
 
     def __init__(self, storage_key: str, detail: str) -> None:
         super().__init__(
-            f"Internal error occurred: unable to transform key {storage_key!r}: {detail}"
+            # upstream's etcd3 store: ``unable to transform key %q: %v``.
+            f"Internal error occurred: unable to transform key {json.dumps(storage_key)}: {detail}"
         )
         self.storage_key = storage_key
         self.detail = detail
