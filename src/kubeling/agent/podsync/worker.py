@@ -182,12 +182,18 @@ class PodWorker:
             return
         if self.start_time is None:
             self.start_time = (pod.get("status") or {}).get("startTime") or now_rfc3339()
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                # Finished before this agent started (a restart): never run it again, as
+                # the kubelet never restarts a terminal pod; keep its statuses for logs.
+                self._records_from_status()
+                self.terminal = True
+                return
         self._ensure_records()
         if self.volumes is None:
             if not await self._setup_volumes():
                 await self._write_status()
                 return
-        elif self._refresh:
+        elif self._refresh or self._tokens_due():
             self._refresh = False
             await self._refresh_volumes()
         if self.sandbox is None and not await self._create_sandbox():
@@ -232,6 +238,34 @@ class PodWorker:
                 restart_count=counts.get(c["name"], 0),
                 state={"waiting": {"reason": waiting}},
             )
+
+    def _records_from_status(self) -> None:
+        status = self.pod.get("status") or {}
+        for key, init in (("initContainerStatuses", True), ("containerStatuses", False)):
+            for cs in status.get(key) or []:
+                self.records[cs["name"]] = ContainerRecord(
+                    name=cs["name"],
+                    image=cs.get("image", ""),
+                    init=init,
+                    restart_count=int(cs.get("restartCount") or 0),
+                    state=cs.get("state") or {},
+                    last_state=cs.get("lastState") or {},
+                    container_id=cs.get("containerID", ""),
+                    image_id=cs.get("imageID", ""),
+                    ever_started=True,
+                )
+
+    def _tokens_due(self) -> bool:
+        """A projected token is past 80% of its lifetime (upstream's refresh rule)."""
+        now = time.monotonic()
+        due = False
+        for (_aud, seconds), (_token, fetched) in self._tokens.items():
+            left = fetched + 0.8 * seconds - now
+            if left <= 0:
+                due = True
+            else:
+                self._schedule(left)
+        return due
 
     def _lists(self) -> tuple[list[ContainerRecord], list[ContainerRecord]]:
         init, main = self._specs()

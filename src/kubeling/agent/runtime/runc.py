@@ -330,10 +330,12 @@ class RuncRuntime(ContainerRuntime):
                 bundle / "state" / "shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND
             )
             try:
+                # The shim runs as a script in isolated mode: it needs only the standard
+                # library, and importing the kubeling package would double its start time.
                 shim = await asyncio.create_subprocess_exec(
                     sys.executable,
-                    "-m",
-                    "kubeling.agent.runtime.shim",
+                    "-I",
+                    str(Path(__file__).with_name("shim.py")),
                     "--runc",
                     self.runc,
                     "--root",
@@ -356,7 +358,12 @@ class RuncRuntime(ContainerRuntime):
             self._reapers.add(task)
             task.add_done_callback(self._reapers.discard)
             deadline = time.monotonic() + 30
+            state_dir = bundle / "state"
             while time.monotonic() < deadline:
+                if not (state_dir / "pid").exists() and not (state_dir / "exit.json").exists():
+                    # Cheap until runc has written the pid file; only then ask runc.
+                    await asyncio.sleep(0.005)
+                    continue
                 status = await self.status(container_id)
                 if status is not None and status.state == "running":
                     return status

@@ -7,7 +7,7 @@ file in the CRI format the kubelet serves logs from: ``<RFC3339Nano> <stream> <P
 exit code, 128+signal for a signal — ``exit.json`` is written by rename, which is what the
 runtime waits for.
 
-Run as ``python -m kubeling.agent.runtime.shim --runc R --root D --bundle B --id ID --log L``.
+Run as ``python -I shim.py --runc R --root D --bundle B --id ID --log L``.
 """
 
 from __future__ import annotations
