@@ -424,3 +424,26 @@ async def test_selected_node_elsewhere_keeps_the_pod_off_other_nodes(cluster: Cl
         "0/1 nodes are available: 1 node(s) didn't find available persistent volumes to bind. "
         f"{not_helpful(1)} Claim default/data: waits for node node-z ({SELECTED_NODE}).",
     )
+
+
+async def test_read_write_once_pod_claim_admits_one_pod_at_a_time(cluster: Cluster) -> None:
+    await cluster.node(make_node("node-a"))
+    await cluster.volume(make_pv("pv-1", modes=("ReadWriteOncePod",)))
+    claim = make_pvc("data")
+    claim["spec"]["accessModes"] = ["ReadWriteOncePod"]
+    await cluster.claim(claim)
+    await cluster.bind_claim("data", "pv-1")
+    await cluster.start()
+    await cluster.pod(make_pod("first", "data"))
+    assert await cluster.wait_scheduled("first") == "node-a"
+    await cluster.pod(make_pod("second", "data"))
+    await cluster.wait_message(
+        "second",
+        "FailedScheduling",
+        "0/1 nodes are available: 1 node has pod using PersistentVolumeClaim with the same name "
+        "and ReadWriteOncePod access mode. preemption: 0/1 nodes are available: 1 No preemption "
+        "victims found for incoming pod.. Claim default/data: ReadWriteOncePod, in use by pod "
+        "default/first on node node-a.",
+    )
+    await cluster.client.delete(PODS, name="first", namespace="default", grace_period_seconds=0)
+    assert await cluster.wait_scheduled("second") == "node-a"

@@ -73,6 +73,9 @@ MAX_BACKOFF: Final = 10.0
 UNSCHEDULABLE_FLUSH: Final = 300.0
 """upstream's ``podMaxInUnschedulablePodsDuration``"""
 
+ERR_RWOP_CONFLICT: Final = (
+    "node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode"
+)
 REASON_UNSCHEDULABLE: Final = "Unschedulable"
 REASON_SCHEDULER_ERROR: Final = "SchedulerError"
 REASON_GATED: Final = "SchedulingGated"
@@ -373,6 +376,19 @@ class Scheduler(Controller):
             return
         await self.schedule_one(key, pod)
 
+    def _read_write_once_pod_conflict(self, key: str, claims: PodClaims) -> tuple[str, str] | None:
+        """``VolumeRestrictions``: a ReadWriteOncePod claim another scheduled pod uses
+        (claim key, kubeling's note), or None."""
+        for claim in [*claims.bound, *claims.delayed, *claims.immediate]:
+            if "ReadWriteOncePod" not in ((claim.get("spec") or {}).get("accessModes") or []):
+                continue
+            ckey = claim_key(claim)
+            for other in self.pods.index_keys(_IDX_CLAIM, ckey):
+                if other != key and other in self._loads:
+                    node = self._loads[other][0]
+                    return ckey, f"ReadWriteOncePod, in use by pod {other} on node {node}"
+        return None
+
     async def schedule_one(self, key: str, pod: Obj) -> None:
         """One scheduling cycle for ``pod`` (public for tests)."""
         nodes = sorted(self.nodes.list(), key=objects.name)
@@ -409,6 +425,9 @@ class Scheduler(Controller):
         rejections: dict[str, Rejection] = {}
         plans: dict[str, NodeVolumes] = {}
         feasible: list[Obj] = []
+        rwop = self._read_write_once_pod_conflict(key, claims)
+        if rwop is not None:
+            notes.setdefault(rwop[0], rwop[1])
         for node in nodes:
             name = objects.name(node)
             rejection: Rejection | None = (
@@ -417,6 +436,7 @@ class Scheduler(Controller):
                 or nodefilters.filter_affinity(pod, node)
                 or nodefilters.filter_ports(pod, usage[name])
                 or nodefilters.filter_resources(pod, node, usage[name])
+                or (Rejection(reasons=(ERR_RWOP_CONFLICT,), resolvable=True) if rwop else None)
             )
             if rejection is None and not claims.empty:
                 plan = find_pod_volumes(claims, node, lookup, reserved=self._reserved)
