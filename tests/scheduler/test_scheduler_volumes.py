@@ -447,3 +447,25 @@ async def test_read_write_once_pod_claim_admits_one_pod_at_a_time(cluster: Clust
     )
     await cluster.client.delete(PODS, name="first", namespace="default", grace_period_seconds=0)
     assert await cluster.wait_scheduled("second") == "node-a"
+
+
+async def test_a_storage_class_appearing_retries_the_pod(cluster: Cluster) -> None:
+    """A claim whose class does not exist counts as Immediate (upstream's
+    IsDelayBindingMode); once the WaitForFirstConsumer class appears, the pod is retried
+    and the claim gets its node."""
+    await cluster.node(make_node("node-a"))
+    await cluster.claim(make_pvc("data", storage_class="late"))
+    await cluster.start()
+    await cluster.pod(make_pod("app", "data"))
+    await cluster.wait_message(
+        "app",
+        "FailedScheduling",
+        "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. "
+        f'{not_helpful(1)} Claim default/data: storageclass "late" not found.',
+    )
+    await cluster.storage_class(make_class("late", binding_mode="WaitForFirstConsumer"))
+
+    async def selected() -> bool:
+        return await claim_annotation(cluster, "data") == "node-a"
+
+    await wait_until(selected, what="the claim to get its selected node")
