@@ -428,6 +428,9 @@ class Scheduler(Controller):
         rwop = self._read_write_once_pod_conflict(key, claims)
         if rwop is not None:
             notes.setdefault(rwop[0], rwop[1])
+        # TODO(#3): inter-pod affinity and anti-affinity, topology spread constraints, volume
+        # count limits and preferred (soft) node affinity are not evaluated; pods that use
+        # them are placed as if they had none.
         for node in nodes:
             name = objects.name(node)
             rejection: Rejection | None = (
