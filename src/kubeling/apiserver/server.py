@@ -21,7 +21,14 @@ from collections.abc import Generator
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:
+    # httptools parses requests and writes response heads in C; with h11 (pure Python) the
+    # HTTP layer was about half the server CPU of a GET and a fifth of a create's (measured
+    # by bench/bench_api.py, see bench/README.md). h11 remains the fallback.
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpProtocol
+except ImportError:  # pragma: no cover - httptools is a dependency
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _HttpProtocol  # type: ignore[assignment]
 
 from kubeling.apiserver.app import App
 from kubeling.apiserver.auth import Pki
@@ -29,7 +36,7 @@ from kubeling.apiserver.auth import Pki
 log = logging.getLogger(__name__)
 
 
-class _PeerCertProtocol(H11Protocol):
+class _PeerCertProtocol(_HttpProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
