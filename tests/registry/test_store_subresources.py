@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from kubeling.machinery import resources as r
-from kubeling.machinery.errors import Conflict, Invalid, MethodNotAllowed, NotFound
+from kubeling.machinery.errors import BadRequest, Conflict, Invalid, MethodNotAllowed, NotFound
 from kubeling.registry.registry import Registry
 from tests.registry.conftest import FakeClock, ctx
 
@@ -73,6 +73,114 @@ async def test_status_patch(registry: Registry) -> None:
         subresource="status",
     )
     assert out["status"]["observedGeneration"] == 1
+
+
+def _entry(obj: dict[str, Any], manager: str, subresource: str = "") -> dict[str, Any]:
+    found = [
+        e
+        for e in obj["metadata"].get("managedFields", [])
+        if e["manager"] == manager and e.get("subresource", "") == subresource
+    ]
+    assert len(found) == 1, obj["metadata"].get("managedFields")
+    return found[0]
+
+
+async def test_status_apply_owns_status_fields_and_prunes_them(registry: Registry) -> None:
+    store = registry.store(r.STATEFULSETS)
+    await store.create(sts(), namespace="default", ctx=ctx())
+    applied = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 9},
+        "status": {"replicas": 2, "readyReplicas": 1},
+    }
+    out, _ = await store.patch(
+        namespace="default",
+        name="web",
+        patch=orjson.dumps(applied),
+        content_type="application/apply-patch+yaml",
+        ctx=ctx(field_manager="ctl"),
+        subresource="status",
+    )
+    assert out["status"]["readyReplicas"] == 1
+    assert out["spec"]["replicas"] == 2  # spec is a reset field through /status
+    entry = _entry(out, "ctl", "status")
+    assert entry["operation"] == "Apply"
+    assert entry["fieldsV1"] == {"f:status": {"f:readyReplicas": {}, "f:replicas": {}}}
+    # The manager stops applying readyReplicas: it owned it alone, so it goes.
+    applied["status"] = {"replicas": 2}
+    out, _ = await store.patch(
+        namespace="default",
+        name="web",
+        patch=orjson.dumps(applied),
+        content_type="application/apply-patch+yaml",
+        ctx=ctx(field_manager="ctl"),
+        subresource="status",
+    )
+    assert "readyReplicas" not in out["status"]
+    assert _entry(out, "ctl", "status")["fieldsV1"] == {"f:status": {"f:replicas": {}}}
+
+
+async def test_status_apply_conflicts_with_another_manager_unless_forced(
+    registry: Registry,
+) -> None:
+    store = registry.store(r.STATEFULSETS)
+    await store.create(sts(), namespace="default", ctx=ctx())
+    await store.patch(
+        namespace="default",
+        name="web",
+        patch=b'{"status":{"replicas":2,"availableReplicas":1}}',
+        content_type="application/merge-patch+json",
+        ctx=ctx(field_manager="controller"),
+        subresource="status",
+    )
+    applied = orjson.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "web"},
+            "status": {"availableReplicas": 2},
+        }
+    )
+    with pytest.raises(Conflict) as e:
+        await store.patch(
+            namespace="default",
+            name="web",
+            patch=applied,
+            content_type="application/apply-patch+yaml",
+            ctx=ctx(field_manager="ctl"),
+            subresource="status",
+        )
+    assert e.value.message == (
+        'Apply failed with 1 conflict: conflict with "controller" with subresource "status" using '
+        "apps/v1: .status.availableReplicas"
+    )
+    out, _ = await store.patch(
+        namespace="default",
+        name="web",
+        patch=applied,
+        content_type="application/apply-patch+yaml",
+        ctx=ctx(field_manager="ctl", force=True),
+        subresource="status",
+    )
+    assert out["status"]["availableReplicas"] == 2
+    assert _entry(out, "controller", "status")["fieldsV1"] == {"f:status": {"f:replicas": {}}}
+
+
+async def test_status_apply_needs_a_field_manager(registry: Registry) -> None:
+    store = registry.store(r.STATEFULSETS)
+    await store.create(sts(), namespace="default", ctx=ctx())
+    with pytest.raises(BadRequest) as e:
+        await store.patch(
+            namespace="default",
+            name="web",
+            patch=b'{"apiVersion":"apps/v1","kind":"StatefulSet","status":{"replicas":1}}',
+            content_type="application/apply-patch+yaml",
+            ctx=ctx(field_manager=""),
+            subresource="status",
+        )
+    assert e.value.message == "PATCH, fieldManager is required for apply requests"
 
 
 async def test_scale_get_and_merge_patch(registry: Registry) -> None:

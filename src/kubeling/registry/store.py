@@ -789,10 +789,9 @@ class ResourceStore:
         self._check_name_and_namespace(out, namespace=namespace, name=name)
         return out
 
-    async def _apply(
-        self, *, namespace: str, name: str, patch: bytes, ctx: RequestContext
-    ) -> tuple[Obj, bool]:
-        """Server-side apply, create-if-absent (``machinery.managedfields.apply``)."""
+    def applied_configuration(self, patch: bytes, ctx: RequestContext) -> Obj:
+        """The body of an apply PATCH, checked as upstream's apply patcher does before it
+        merges anything."""
         if not ctx.field_manager:
             raise BadRequest("PATCH, fieldManager is required for apply requests")
         applied = parse_patch("apply", patch)
@@ -801,23 +800,38 @@ class ResourceStore:
         decoding.check_type_meta(applied, gvk=self.info.gvk)
         if not applied.get("apiVersion") or not applied.get("kind"):
             raise BadRequest("apiVersion and kind must be set in an apply configuration")
+        return applied
+
+    def applied(
+        self, current: Obj | None, applied: Obj, *, ctx: RequestContext, subresource: str = ""
+    ) -> Obj:
+        """``applied`` merged onto ``current`` by ``machinery.managedfields.apply``: prune
+        what this manager stopped applying, 409 on other managers' fields unless force, the
+        Apply entry. The fields ``subresource`` may not own (upstream's reset fields: status
+        on the main resource, spec through ``/status``) are left out of the entry."""
+        return managedfields.apply(
+            current,
+            applied,
+            manager=ctx.field_manager,
+            force=ctx.force,
+            schema=schemas.for_kind(self.info.gvk),
+            api_version=self.info.api_version,
+            now=meta.rfc3339(self.now()),
+            subresource=subresource,
+            ignored=managedfields.reset_fields(
+                subresource, status_subresource=self.strategy.status_subresource
+            ),
+        )
+
+    async def _apply(
+        self, *, namespace: str, name: str, patch: bytes, ctx: RequestContext
+    ) -> tuple[Obj, bool]:
+        """Server-side apply, create-if-absent (``machinery.managedfields.apply``)."""
+        applied = self.applied_configuration(patch, ctx)
         precondition = bool((applied.get("metadata") or {}).get("resourceVersion"))
 
         async def build(current: Obj | None) -> Obj:
-            # machinery.managedfields: merge by the schema, prune what this manager stopped
-            # applying, 409 on other managers' fields unless force, the Apply entry.
-            merged = managedfields.apply(
-                current,
-                applied,
-                manager=ctx.field_manager,
-                force=ctx.force,
-                schema=schemas.for_kind(self.info.gvk),
-                api_version=self.info.api_version,
-                now=meta.rfc3339(self.now()),
-                ignored=managedfields.reset_fields(
-                    "", status_subresource=self.strategy.status_subresource
-                ),
-            )
+            merged = self.applied(current, applied, ctx=ctx)
             out = self._decode_body(merged, ctx)
             self._check_name_and_namespace(out, namespace=namespace, name=name)
             return out
@@ -998,6 +1012,11 @@ class ResourceStore:
             else:
                 kept.pop("status", None)
             kept["metadata"]["resourceVersion"] = nm.get("resourceVersion", om["resourceVersion"])
+            if operation == "Apply":
+                # the apply computed the new managedFields (absent: nobody owns anything).
+                kept["metadata"].pop("managedFields", None)
+                if "managedFields" in nm:
+                    kept["metadata"]["managedFields"] = nm["managedFields"]
             new = kept
             nm = new["metadata"]
             self.strategy.prepare_for_status_update(new, old)
@@ -1103,9 +1122,7 @@ class ResourceStore:
             if value != "All":
                 errs.append(not_supported(FieldPath("dryRun"), value, ("All",)))
         if errs:
-            raise invalid_error(
-                kind="DeleteOptions", group="meta.k8s.io", name="", errors=errs
-            )
+            raise invalid_error(kind="DeleteOptions", group="meta.k8s.io", name="", errors=errs)
         return opts, ctx.dry_run or "All" in dry_run
 
     def _check_delete_preconditions(self, obj: Obj, opts: Obj) -> None:
@@ -1464,27 +1481,6 @@ def apply_patch(kind: str, current: Obj, document: Any, *, info: ResourceInfo) -
     return out
 
 
-def apply_fallback(current: Obj, applied: Obj) -> Obj:
-    """Server-side apply until the field manager lands: a JSON merge of the applied
-    configuration onto the live object (``null`` removes)."""
-    # TODO(#2): replaced by machinery.managedfields (ownership, removal, conflicts).
-    merged: Obj = _merge(copy.deepcopy(current), applied)
-    return merged
-
-
-def _merge(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    if not isinstance(target, dict):
-        target = {}
-    for k, v in patch.items():
-        if v is None:
-            target.pop(k, None)
-        else:
-            target[k] = _merge(target.get(k), v)
-    return target
-
-
 # -- resourceVersion and continue tokens ---------------------------------------------------------
 
 
@@ -1529,9 +1525,7 @@ def validate_list_options(*, resource_version: str, match: str, continue_: str) 
                 forbidden(path, 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
             )
     if errs:
-        raise invalid_error(
-            kind="ListOptions", group="meta.k8s.io", name="", errors=errs
-        )
+        raise invalid_error(kind="ListOptions", group="meta.k8s.io", name="", errors=errs)
 
 
 def parse_resource_version(text: str) -> int:

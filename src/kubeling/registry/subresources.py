@@ -28,7 +28,6 @@ from kubeling.registry import meta, validation
 from kubeling.registry.context import RequestContext
 from kubeling.registry.store import (
     ResourceStore,
-    apply_fallback,
     apply_patch,
     parse_patch,
     patch_type,
@@ -86,8 +85,10 @@ def _patch_document(content_type: str, patch: bytes) -> tuple[str, Any]:
 
 def _patched(kind: str, current: Obj, document: Any, *, info: ResourceInfo) -> Obj:
     if kind == "apply":
-        # TODO(#2): server-side apply on subresources merges like a merge patch for now.
-        return apply_fallback(current, document)
+        # TODO(#2): server-side apply on /scale and /finalize merges like a merge patch and
+        # records no Apply entry (upstream converts the parent's managedFields to the
+        # Scale's and back); /status applies for real (Status.patch).
+        return apply_patch("merge", current, document, info=info)
     return apply_patch(kind, current, document, info=info)
 
 
@@ -126,12 +127,26 @@ class Status(Subresource):
         self, *, namespace: str, name: str, patch: bytes, content_type: str, ctx: RequestContext
     ) -> tuple[Obj, bool]:
         store = self.store
-        kind, document = _patch_document(content_type, patch)
+        kind = patch_type(content_type)
+        operation = "Update"
+        if kind == "apply":
+            # upstream: the status field manager owns what the apply sets under its
+            # (manager, "status") entry; spec is a reset field there, so it is neither
+            # merged into the write (the status split keeps the old spec) nor owned.
+            document: Any = store.applied_configuration(patch, ctx)
+            operation = "Apply"
+            precondition = bool((document.get("metadata") or {}).get("resourceVersion"))
+        else:
+            document = parse_patch(kind, patch)
+            precondition = b'"resourceVersion"' in patch
 
         async def build(current: Obj | None) -> Obj:
             if current is None:
                 raise store.not_found(name)
-            patched = _patched(kind, current, document, info=store.info)
+            if kind == "apply":
+                patched = store.applied(current, document, ctx=ctx, subresource="status")
+            else:
+                patched = apply_patch(kind, current, document, info=store.info)
             return store._after_patch(patched, namespace=namespace, name=name, ctx=ctx)
 
         return await store.guaranteed_update(
@@ -139,9 +154,10 @@ class Status(Subresource):
             name=name,
             ctx=ctx,
             build=build,
-            precondition=b'"resourceVersion"' in patch,
+            precondition=precondition,
             subresource="status",
             allow_create=False,
+            operation=operation,
         )
 
 
