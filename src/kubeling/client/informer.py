@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import copy
 import inspect
 import logging
 import random
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 
 from kubeling.client.interface import Client, WatchEvent
 from kubeling.machinery.errors import Gone, StatusError
+from kubeling.machinery.objects import deep_copy
 from kubeling.machinery.types import Obj, ResourceInfo
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class Informer:
 
     def get(self, key: str) -> Obj | None:
         obj = self._cache.get(key)
-        return copy.deepcopy(obj) if obj is not None else None
+        return deep_copy(obj) if obj is not None else None
 
     def get_by_name(self, *, name: str, namespace: str = "") -> Obj | None:
         return self.get(f"{namespace}/{name}" if namespace else name)
@@ -155,12 +155,12 @@ class Informer:
 
     def list(self, *, namespace: str | None = None) -> builtins.list[Obj]:
         if namespace is None:
-            return [copy.deepcopy(o) for o in self._cache.values()]
+            return [deep_copy(o) for o in self._cache.values()]
         return self.by_index("namespace", namespace)
 
     def by_index(self, name: str, value: str) -> builtins.list[Obj]:
         keys = self._indexes[name].get(value, set())
-        return [copy.deepcopy(self._cache[k]) for k in sorted(keys) if k in self._cache]
+        return [deep_copy(self._cache[k]) for k in sorted(keys) if k in self._cache]
 
     def index_keys(self, name: str, value: str) -> builtins.list[str]:
         return sorted(self._indexes[name].get(value, set()))

@@ -20,7 +20,6 @@ from a real cluster's for the same template (names stay stable within kubeling).
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from datetime import datetime, timedelta
@@ -41,6 +40,7 @@ from kubeling.controllers.replicaset import (
 )
 from kubeling.machinery import objects
 from kubeling.machinery.errors import AlreadyExists, Forbidden, NotFound, StatusError
+from kubeling.machinery.objects import deep_copy
 from kubeling.machinery.resources import DEPLOYMENTS, PODS, REPLICASETS
 from kubeling.machinery.types import Obj
 
@@ -382,7 +382,7 @@ def calculate_status(all_rss: list[Obj], new_rs: Obj | None, d: Obj, *, now: str
     for key, value in values:
         if value:
             status[key] = value
-    conditions = copy.deepcopy(_status(d).get("conditions") or [])
+    conditions = deep_copy(_status(d).get("conditions") or [])
     if conditions:
         status["conditions"] = conditions
     if _status(d).get("collisionCount") is not None:
@@ -619,7 +619,7 @@ class DeploymentController(Controller):
         new_revision = str(max_old + 1)
         now = objects.now_rfc3339()
         if existing is not None:
-            rs_copy = copy.deepcopy(existing)
+            rs_copy = deep_copy(existing)
             annotations_updated = set_new_rs_annotations(d, rs_copy, new_revision, exists=True)
             min_ready = _spec(d).get("minReadySeconds") or 0
             min_ready_changed = (_spec(rs_copy).get("minReadySeconds") or 0) != min_ready
@@ -629,7 +629,7 @@ class DeploymentController(Controller):
                 _replace(existing, with_type(out, REPLICASETS))
             rs_revision = _ann(existing).get(REVISION, "")
             annotation_changed = _ann(d).get(REVISION) != rs_revision and bool(rs_revision)
-            status = copy.deepcopy(_status(d))
+            status = deep_copy(_status(d))
             status_changed = False
             if has_progress_deadline(d) and get_condition(status, "Progressing") is None:
                 msg = f'Found new replica set "{objects.name(existing)}"'
@@ -642,12 +642,12 @@ class DeploymentController(Controller):
             return existing
         if not create:
             return None
-        template = copy.deepcopy(_spec(d).get("template") or {})
+        template = deep_copy(_spec(d).get("template") or {})
         collision = _status(d).get("collisionCount")
         pod_hash = compute_hash(template, collision)
         tmeta = template.setdefault("metadata", {})
         tmeta["labels"] = {**(tmeta.get("labels") or {}), HASH_LABEL: pod_hash}
-        selector = copy.deepcopy(_spec(d).get("selector") or {})
+        selector = deep_copy(_spec(d).get("selector") or {})
         selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: pod_hash}
         ref = objects.owner_reference(d)
         ref["apiVersion"] = DEPLOYMENTS.api_version
@@ -685,7 +685,7 @@ class DeploymentController(Controller):
                 already_exists = True
             else:
                 # A hash collision: bump collisionCount so the next try hashes differently.
-                status = copy.deepcopy(_status(d))
+                status = deep_copy(_status(d))
                 status["collisionCount"] = int(status.get("collisionCount") or 0) + 1
                 await self._write_status(d, status)
                 raise
@@ -696,7 +696,7 @@ class DeploymentController(Controller):
                 raise
             msg = f'Failed to create new replica set "{new_rs["metadata"]["name"]}": {e}'
             if has_progress_deadline(d):
-                status = copy.deepcopy(_status(d))
+                status = deep_copy(_status(d))
                 set_condition(
                     status, new_condition("Progressing", "False", FAILED_RS_CREATE, msg, now)
                 )
@@ -715,7 +715,7 @@ class DeploymentController(Controller):
             await self._set_revision(d, new_revision)
         if not already_exists and has_progress_deadline(d):
             msg = f'Created new replica set "{objects.name(created)}"'
-            status = copy.deepcopy(_status(d))
+            status = deep_copy(_status(d))
             set_condition(status, new_condition("Progressing", "True", NEW_RS, msg, now))
             await self._write_status(d, status)
         rs_list.append(created)
@@ -751,7 +751,7 @@ class DeploymentController(Controller):
         _replace(d, with_type(out, DEPLOYMENTS))
 
     async def _write_status(self, d: Obj, status: Obj) -> None:
-        body = copy.deepcopy(d)
+        body = deep_copy(d)
         body["status"] = status
         out = await self.client.update(DEPLOYMENTS, body, subresource="status")
         _replace(d, with_type(out, DEPLOYMENTS))
@@ -764,7 +764,7 @@ class DeploymentController(Controller):
         if not size_changes and not replicas_annotations_need_update(rs, desired, maximum):
             return False
         old_scale = spec_replicas(rs)
-        body = copy.deepcopy(rs)
+        body = deep_copy(rs)
         body.setdefault("spec", {})["replicas"] = new_scale
         set_replicas_annotations(body, desired, maximum)
         out = await self.client.update(REPLICASETS, body)
@@ -807,7 +807,7 @@ class DeploymentController(Controller):
         paused = bool(_spec(d).get("paused"))
         exists = cond is not None and cond.get("reason") == PAUSED
         now = objects.now_rfc3339()
-        status = copy.deepcopy(_status(d))
+        status = deep_copy(_status(d))
         if paused and not exists:
             set_condition(
                 status, new_condition("Progressing", "Unknown", PAUSED, "Deployment is paused", now)

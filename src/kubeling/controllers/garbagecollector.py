@@ -20,7 +20,6 @@ another (the pod may be seen before the ReplicaSet that just created it).
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from kubeling.client.informer import Informer
 from kubeling.client.interface import Client
 from kubeling.machinery import objects
 from kubeling.machinery.errors import Conflict, NotFound
+from kubeling.machinery.objects import deep_copy
 from kubeling.machinery.resources import ALL, EVENTS, EVENTS_V1, by_kind
 from kubeling.machinery.types import Obj, ResourceInfo
 
@@ -323,7 +323,7 @@ class GarbageCollector(Controller):
             names = objects.finalizers(current)
             if finalizer not in names:
                 return
-            body = copy.deepcopy(current)
+            body = deep_copy(current)
             body["metadata"]["finalizers"] = [f for f in names if f != finalizer]
             await self.client.update(node.resource, body)
 

@@ -14,7 +14,6 @@ disappears; a slow fallback re-check covers objects that linger (a pod's grace p
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any
 
@@ -23,6 +22,7 @@ from kubeling.client.informer import Informer
 from kubeling.client.interface import Client
 from kubeling.machinery import objects
 from kubeling.machinery.errors import Conflict, NotFound, StatusError
+from kubeling.machinery.objects import deep_copy
 from kubeling.machinery.resources import ALL, EVENTS, EVENTS_V1, NAMESPACES
 from kubeling.machinery.types import Obj, ResourceInfo
 
@@ -204,7 +204,7 @@ class NamespaceController(Controller):
             return
         failures, remaining, finalizers = await self._delete_all_content(key)
         now = objects.now_rfc3339()
-        status = copy.deepcopy(ns.get("status") or {})
+        status = deep_copy(ns.get("status") or {})
         status["phase"] = "Terminating"
         status["conditions"] = deletion_conditions(
             failures=failures,
@@ -214,7 +214,7 @@ class NamespaceController(Controller):
             now=now,
         )
         if status != (ns.get("status") or {}):
-            body = copy.deepcopy(ns)
+            body = deep_copy(ns)
             body["status"] = status
             try:
                 ns = await self.client.update(NAMESPACES, body, subresource="status")
@@ -275,7 +275,7 @@ class NamespaceController(Controller):
         return failures, remaining, finalizers
 
     async def _finalize(self, ns: Obj) -> None:
-        body = copy.deepcopy(ns)
+        body = deep_copy(ns)
         spec = body.setdefault("spec", {})
         spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != FINALIZER]
         try:

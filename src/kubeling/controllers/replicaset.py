@@ -16,7 +16,6 @@ readiness helpers here are shared with the Deployment controller.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -30,6 +29,7 @@ from kubeling.client.informer import Informer, object_key, split_key
 from kubeling.client.interface import Client
 from kubeling.machinery import objects
 from kubeling.machinery.errors import Conflict, Forbidden, Invalid, NotFound, StatusError
+from kubeling.machinery.objects import deep_copy
 from kubeling.machinery.resources import PODS, REPLICASETS
 from kubeling.machinery.selectors import LabelSelector, label_selector_from_object
 from kubeling.machinery.types import Obj, ResourceInfo
@@ -161,7 +161,7 @@ class ClaimManager:
     async def _adopt(self, obj: Obj) -> Obj | None:
         if not await self._can_adopt():
             return None
-        ref = objects.owner_reference(with_type(copy.deepcopy(self.owner), self.owner_resource))
+        ref = objects.owner_reference(with_type(deep_copy(self.owner), self.owner_resource))
         ref["apiVersion"] = self.owner_resource.api_version
         ref["kind"] = self.owner_resource.kind
         patch = {"metadata": {"ownerReferences": [ref], "uid": objects.uid(obj)}}
@@ -331,7 +331,7 @@ def pods_to_delete(filtered: list[Obj], related: list[Obj], count: int) -> list[
 def pod_from_template(owner: Obj, owner_resource: ResourceInfo) -> Obj:
     """upstream ``GetPodFromTemplate``: labels, annotations and finalizers of the template,
     ``generateName: <owner>-`` and a controller reference."""
-    template = copy.deepcopy((owner.get("spec") or {}).get("template") or {})
+    template = deep_copy((owner.get("spec") or {}).get("template") or {})
     tmeta = template.get("metadata") or {}
     meta: Obj = {"generateName": f"{objects.name(owner)}-"}
     for key in ("labels", "annotations", "finalizers"):
@@ -546,7 +546,7 @@ class ReplicaSetController(Controller):
 
     async def _create_one(self, rs: Obj, namespace: str, template: Obj) -> None:
         try:
-            pod = await self.client.create(PODS, copy.deepcopy(template), namespace=namespace)
+            pod = await self.client.create(PODS, deep_copy(template), namespace=namespace)
         except StatusError as e:
             if isinstance(e, Forbidden) and _namespace_terminating(e):
                 # Upstream stays silent when the namespace is going away.
@@ -580,7 +580,7 @@ class ReplicaSetController(Controller):
 
     async def _update_status(self, rs: Obj, filtered: list[Obj], error: Exception | None) -> None:
         status = calculate_status(rs, filtered, error, now=utcnow())
-        body = copy.deepcopy(rs)
+        body = deep_copy(rs)
         # upstream ``updateReplicaSetStatus``: one retry on a fresh read after a conflict.
         for attempt in range(2):
             current = body.get("status") or {}

@@ -29,6 +29,7 @@ import orjson
 
 from kubeling.machinery import schema as schema_mod
 from kubeling.machinery.errors import BadRequest, Cause, Conflict, StatusError
+from kubeling.machinery.objects import deep_copy
 from kubeling.machinery.schema import SchemaNode
 from kubeling.machinery.types import Obj
 
@@ -1412,9 +1413,9 @@ def apply(
             }
     if live is not None and result == live_v and _same_sets(managers, live_managers):
         # Nothing but the applier's timestamp would change: upstream writes nothing.
-        out: Obj = orjson.loads(orjson.dumps(live))
+        out: Obj = deep_copy(live)
         return out
-    out = orjson.loads(orjson.dumps(result))
+    out = deep_copy(result)
     _set_managed_fields(out, _encode_managers(managers))
     return out
 

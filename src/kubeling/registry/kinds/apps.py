@@ -8,12 +8,12 @@ refuse). ``spec.selector`` is immutable in apps/v1 for all three.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from kubeling.machinery import field as f
 from kubeling.machinery.field import FieldError, Path
+from kubeling.machinery.objects import deep_copy
 from kubeling.machinery.types import Obj
 from kubeling.registry.kinds.base import PrintedStrategy, sub
 from kubeling.registry.kinds.pods import default_pod_template, validate_pod_template
@@ -283,7 +283,7 @@ class StatefulSetStrategy(_WorkloadStrategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         errs = self.validate(new)
-        nspec = copy.deepcopy(new.get("spec") or {})
+        nspec = deep_copy(new.get("spec") or {})
         ospec = old.get("spec") or {}
         for key in _STS_MUTABLE:
             if key in ospec:

@@ -9,12 +9,12 @@ of fields an update may change) lives on ``PodStrategy``.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from kubeling.machinery import field as f
 from kubeling.machinery.field import FieldError, Path
+from kubeling.machinery.objects import deep_copy
 from kubeling.machinery.types import Obj
 from kubeling.registry.kinds.base import PrintedStrategy, sub
 from kubeling.registry.validation import (
@@ -651,7 +651,7 @@ class PodStrategy(PrintedStrategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         errs = self.validate(new)
-        new_spec = copy.deepcopy(new.get("spec") or {})
+        new_spec = deep_copy(new.get("spec") or {})
         old_spec = old.get("spec") or {}
         path = Path("spec")
         for kind in ("containers", "initContainers"):

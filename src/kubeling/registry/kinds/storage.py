@@ -8,12 +8,12 @@ RecoverVolumeExpansionFailure off: a bound claim may only grow ``resources.reque
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from kubeling.machinery import field as f
 from kubeling.machinery.field import FieldError, Path
+from kubeling.machinery.objects import deep_copy
 from kubeling.machinery.types import Obj
 from kubeling.registry.kinds.base import PrintedStrategy, sub
 from kubeling.registry.kinds.pods import validate_volume_sources
@@ -153,8 +153,8 @@ class PersistentVolumeClaimStrategy(PrintedStrategy):
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         errs = self.validate(new)
-        nspec = copy.deepcopy(new.get("spec") or {})
-        ospec = copy.deepcopy(old.get("spec") or {})
+        nspec = deep_copy(new.get("spec") or {})
+        ospec = deep_copy(old.get("spec") or {})
         if not ospec.get("volumeName"):
             # the binder may set volumeName once
             ospec["volumeName"] = nspec.get("volumeName")
