@@ -225,3 +225,101 @@ async def test_apply_manager_owns_exactly_what_it_applied(registry: Registry) ->
     )
     entry = next(e for e in out["metadata"]["managedFields"] if e["operation"] == "Apply")
     assert entry["fieldsV1"] == {"f:data": {"f:a": {}}}
+
+
+async def test_empty_annotations_in_a_patch_leave_no_empty_map(registry: Registry) -> None:
+    # kubectl diff after an apply --server-side sends exactly this dry-run patch; upstream's
+    # decode into ObjectMeta and omitempty encode leave no ``annotations: {}`` behind.
+    store = registry.store(r.CONFIGMAPS)
+    made = await store.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}},
+        namespace="default",
+        ctx=ctx(),
+    )
+    patch = orjson.dumps(
+        {"metadata": {"annotations": {}, "resourceVersion": made["metadata"]["resourceVersion"]}}
+    )
+    out, _ = await store.patch(
+        namespace="default",
+        name="c",
+        patch=patch,
+        content_type=SMP,
+        ctx=ctx(field_manager="kubectl-client-side-apply", dry_run=True),
+    )
+    assert "annotations" not in out["metadata"]
+    assert out == made, "nothing changed, so nothing is written or owned"
+
+
+@pytest.mark.parametrize(
+    ("resource", "body", "absent", "kept"),
+    [
+        pytest.param(
+            r.CONFIGMAPS,
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "x", "labels": {}, "annotations": {}, "finalizers": []},
+                "data": {},
+            },
+            [
+                ("metadata", "labels"),
+                ("metadata", "annotations"),
+                ("metadata", "finalizers"),
+                ("data",),
+            ],
+            [],
+            id="configmap-maps-and-lists",
+        ),
+        pytest.param(
+            r.PODS,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "x"},
+                "spec": {
+                    "containers": [{"name": "c", "image": "i", "env": [], "resources": {}}],
+                    "volumes": [{"name": "v", "emptyDir": {}}],
+                    "nodeSelector": {},
+                },
+            },
+            [("spec", "nodeSelector"), ("spec", "containers", 0, "env")],
+            [("spec", "volumes", 0, "emptyDir"), ("spec", "containers", 0, "resources")],
+            id="pod-structs-stay",
+        ),
+        pytest.param(
+            r.ENDPOINTSLICES,
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {"name": "x"},
+                "addressType": "IPv4",
+                "endpoints": [],
+                "ports": [],
+            },
+            [("ports",)],
+            [("endpoints",)],
+            id="required-list-stays",
+        ),
+    ],
+)
+async def test_create_drops_empty_optional_maps_and_lists(
+    registry: Registry,
+    resource: Any,
+    body: dict[str, Any],
+    absent: list[tuple[Any, ...]],
+    kept: list[tuple[Any, ...]],
+) -> None:
+    out = await registry.store(resource).create(body, namespace="default", ctx=ctx())
+
+    def at(path: tuple[Any, ...]) -> Any:
+        v: Any = out
+        for step in path[:-1]:
+            v = v[step]
+        return v, path[-1]
+
+    for path in absent:
+        parent, last = at(path)
+        assert last not in parent, path
+    for path in kept:
+        parent, last = at(path)
+        assert parent[last] in ({}, []), path

@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from kubeling.machinery.types import Obj, ResourceInfo
+from kubeling.machinery import schema as schemas
+from kubeling.machinery.types import GroupVersionKind, Obj, ResourceInfo
 from kubeling.storage.interface import KeyValue
 
 
@@ -66,6 +67,96 @@ def decode(value: bytes, revision: int) -> Obj:
 
 def decode_kv(kv: KeyValue) -> Obj:
     return decode(kv.value, kv.mod_revision)
+
+
+# -- Go's omitempty -----------------------------------------------------------------------------
+
+# A compiled schema spot: ("o", {field: (droppable, child spec)}), ("l", item spec),
+# ("m", value spec) or None (a scalar or free-form JSON: nothing below is looked at). Keyed
+# by the identity of the spec dict, which the cache keeps alive (the definitions never change).
+_Spot = tuple[str, Any] | None
+_SPOTS: dict[int, tuple[dict[str, Any], _Spot]] = {}
+_OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+
+def _container(node: schemas.SchemaNode) -> bool:
+    return node.is_map or node.is_list
+
+
+def _spot(spec: dict[str, Any]) -> _Spot:
+    hit = _SPOTS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    resolved = _resolve(spec)
+    out: _Spot = None
+    if resolved.is_object:
+        required = set(resolved.required)
+        props: dict[str, Any] = resolved.spec["properties"]
+        fields = {}
+        for name, child_spec in props.items():
+            child = _resolve(child_spec)
+            droppable = name not in required and _container(child)
+            if resolved.ref == _OBJECT_META and name == "managedFields":
+                # ``[]`` is not nothing there: it asks to reset ownership (the field manager
+                # sees a non-nil empty slice), so it reaches machinery.managedfields.
+                droppable = False
+            fields[name] = (droppable, child_spec)
+        out = ("o", fields)
+    elif resolved.is_list:
+        out = ("l", resolved.spec["items"])
+    elif resolved.is_map and isinstance(resolved.spec["additionalProperties"], dict):
+        out = ("m", resolved.spec["additionalProperties"])
+    _SPOTS[id(spec)] = (spec, out)
+    return out
+
+
+def _resolve(spec: dict[str, Any]) -> schemas.SchemaNode:
+    ref = spec.get("$ref")
+    if ref is None and len(spec.get("allOf") or ()) == 1:
+        ref = spec["allOf"][0].get("$ref")
+    if ref is None:
+        return schemas.SchemaNode(spec)
+    return schemas.for_definition(str(ref).removeprefix("#/$defs/"))
+
+
+def _drop_empty(value: Any, spec: dict[str, Any]) -> None:
+    spot = _spot(spec)
+    if spot is None:
+        return
+    kind, sub = spot
+    if kind == "o":
+        if not isinstance(value, dict):
+            return
+        for name in [k for k, v in value.items() if isinstance(v, (dict, list))]:
+            entry = sub.get(name)
+            if entry is None:
+                continue
+            v = value[name]
+            if not v and entry[0]:
+                del value[name]
+            elif v:
+                _drop_empty(v, entry[1])
+    elif kind == "l":
+        if isinstance(value, list):
+            for item in value:
+                if isinstance(item, (dict, list)) and item:
+                    _drop_empty(item, sub)
+    elif isinstance(value, dict):
+        for item in value.values():
+            if isinstance(item, (dict, list)) and item:
+                _drop_empty(item, sub)
+
+
+def drop_empty(obj: Obj, gvk: GroupVersionKind) -> Obj:
+    """Drop, in place, the empty maps and lists of optional fields, as upstream's decode
+    into Go structs and encode with ``omitempty`` does: ``metadata.annotations: {}``,
+    ``data: {}`` or ``finalizers: []`` in a request body are not there in what the server
+    stores and answers. Required fields keep theirs (``EndpointSlice.endpoints: []``), and
+    empty structs stay (``emptyDir: {}`` is a non-nil pointer in Go)."""
+    name = schemas.definition_name(gvk)
+    if name is not None:
+        _drop_empty(obj, schemas.definitions()[name])
+    return obj
 
 
 def without_resource_version(obj: Obj) -> Obj:

@@ -227,7 +227,7 @@ class ResourceStore:
         out, warnings = decoding.decode_object(obj, gvk=self.info.gvk, mode=ctx.field_validation)
         for text in warnings:
             ctx.warn(text)
-        out = copy.deepcopy(out)
+        out = codec.drop_empty(copy.deepcopy(out), self.info.gvk)
         out["apiVersion"] = self.info.api_version
         out["kind"] = self.info.kind
         if not isinstance(out.get("metadata"), dict):
