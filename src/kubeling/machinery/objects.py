@@ -16,7 +16,7 @@ No ``from __future__ import annotations`` here: the module exports a function na
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -135,12 +135,15 @@ def _copy_tree(value: Any) -> Any:
     return value
 
 
-def deep_copy(value: Any) -> Any:
+_T = TypeVar("_T")
+
+
+def deep_copy(value: _T) -> _T:
     """A deep copy of JSON-shaped data (dicts, lists, scalars); tuples come back as lists."""
     try:
-        return orjson.loads(orjson.dumps(value))
+        return cast(_T, orjson.loads(orjson.dumps(value)))
     except (TypeError, orjson.JSONEncodeError):
-        return _copy_tree(value)
+        return cast(_T, _copy_tree(value))
 
 
 # -- paths ---------------------------------------------------------------------------------
