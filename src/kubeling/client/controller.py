@@ -171,11 +171,11 @@ class Controller:
         except asyncio.CancelledError:
             raise
         except RetryableError as e:
-            log.info("%s: %s; retrying %s in %.1fs.", self.name, e, key, e.delay)
+            log.info("Controller %s retries %s in %.1fs: %s.", self.name, key, e.delay, e)
             self.queue.forget(key)
             self.queue.add_after(key, e.delay)
         except PermanentError as e:
-            log.warning("%s: giving up on %s: %s", self.name, key, e)
+            log.warning("Controller %s gives up on %s: %s.", self.name, key, e)
             self.queue.forget(key)
         except Conflict as e:
             # A stale read; the informer will catch up, so retry soon without noise.
@@ -183,7 +183,7 @@ class Controller:
             self.queue.add_rate_limited(key)
         except Exception as e:
             log.warning(
-                "%s: reconciling %s failed (attempt %d): %s",
+                "Controller %s failed to reconcile %s (attempt %d): %s.",
                 self.name,
                 key,
                 self.queue.num_requeues(key) + 1,

@@ -156,7 +156,8 @@ class EventRecorder:
     # --- the writer's side -----------------------------------------------------------------
 
     async def _writer(self) -> None:
-        assert self._queue is not None
+        if self._queue is None:
+            return  # started before any event was queued: nothing to write
         # The writer ends when the queue runs dry and ``_enqueue`` starts a new one, so an
         # idle recorder that nobody closes leaves no task pending when the loop ends.
         while not self._queue.empty():

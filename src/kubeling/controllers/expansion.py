@@ -138,7 +138,8 @@ class VolumeExpansionController(Controller):
 
     async def expand(self, claim: Obj, pv: Obj) -> None:
         request = requested_size(claim)
-        assert request is not None
+        if request is None:
+            raise ValueError(f"claim {objects.namespaced_name(claim)} requests no storage")
         request_text = str(objects.get_path(claim, ("spec", "resources", "requests", "storage")))
         pv_name = objects.name(pv)
         status = claim.get("status") or {}

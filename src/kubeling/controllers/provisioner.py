@@ -551,7 +551,8 @@ class LocalPathProvisioner(Controller):
 def build(ctx: ControllerContext) -> LocalPathProvisioner:
     """``BUILDERS`` entry: the provisioner over the manager's shared informers."""
     options = ctx.options.get("local-path-provisioner") or {}
-    assert isinstance(options, dict)
+    if not isinstance(options, dict):
+        raise TypeError("local-path-provisioner options must be a mapping")
     storage_root = pathlib.Path(options.get("storage_root") or ctx.data_dir / "storage")
     return LocalPathProvisioner(
         client=ctx.client,

@@ -20,7 +20,8 @@ from kubeling.controllers.volume.protection import PVCProtectionController, PVPr
 
 def build(ctx: ControllerContext) -> Controller:
     options = ctx.options.get("persistentvolume-binder") or {}
-    assert isinstance(options, dict)
+    if not isinstance(options, dict):
+        raise TypeError("persistentvolume-binder options must be a mapping")
     period = options.get("resync_period", DEFAULT_RESYNC_PERIOD)
     return PersistentVolumeBinder(
         client=ctx.client,

@@ -114,7 +114,8 @@ class _Compiled:
 
     def child(self) -> _Compiled:
         c = self._child
-        assert c is not None
+        if c is None:
+            raise TypeError(f"{self.go_type} has no element type")
         return c
 
 

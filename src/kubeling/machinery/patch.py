@@ -274,7 +274,10 @@ def _apply_op(doc: dict[str, Any], op: dict[str, Any]) -> None:
             con[key] = value
         else:
             idx = _array_index(con, key, for_add=False)
-            assert idx is not None
+            if idx is None:  # _json_get accepted the index above, so this cannot happen
+                raise JSONPatchFailure(
+                    f"replace operation does not apply: doc is missing key: {path}: missing value"
+                )
             con[idx] = value
     else:  # test
         ok, current = _json_get(con, key)

@@ -317,8 +317,10 @@ class SqliteBackend:
         return ListResult(items=rows, revision=revision, more=more)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._loop is not None and self._readers is not None
-        return await self._loop.run_in_executor(self._readers, fn, *args)
+        loop, readers = self._loop, self._readers
+        if loop is None or readers is None:
+            raise StoreClosed(f"the sqlite store {self.path} is not open")
+        return await loop.run_in_executor(readers, fn, *args)
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._reader_local, "conn", None)
@@ -366,7 +368,8 @@ class SqliteBackend:
 
     def _submit(self, op: _Op) -> asyncio.Future[Any]:
         self._check_open()
-        assert self._loop is not None
+        if self._loop is None:
+            raise StoreClosed(f"the sqlite store {self.path} is not open")
         future: asyncio.Future[Any] = self._loop.create_future()
         op.future = future
         self._queue.put(op)
@@ -392,7 +395,8 @@ class SqliteBackend:
     # --- the writer thread ---------------------------------------------------------------
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
-        assert self._loop is not None
+        if self._loop is None:
+            return  # never opened: nobody is waiting for a result
         try:
             self._loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:

@@ -376,12 +376,12 @@ class StatefulSetController(Controller):
             await self._truncate_history(sts, pods, revisions, revs)
         except StatusError as e:
             errors.append(e)
+        # status is None only when _perform_update failed, and then its error is listed.
+        if status is not None and not errors:
+            return status
         if len(errors) == 1:
             raise errors[0]
-        if errors:
-            raise SyncError.join([str(e) for e in errors])
-        assert status is not None
-        return status
+        raise SyncError.join([str(e) for e in errors])
 
     async def _set_revisions(self, sts: Obj, revisions: list[Obj]) -> Revisions:
         """``getStatefulSetRevisions``: find or create the update revision (re-numbering an

@@ -827,7 +827,7 @@ class PersistentVolumeBinder(Controller):
             self.recorder.event(volume, NORMAL, "VolumeDelete", str(e))
             return
         except Exception as e:
-            log.info("Deleting volume %s failed: %s", o.name(volume), e)
+            log.info("Deleting volume %s failed: %s.", o.name(volume), e)
             await self._update_volume_phase_with_event(
                 volume, "Failed", WARNING, "VolumeFailedDelete", str(e)
             )

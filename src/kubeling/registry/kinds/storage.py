@@ -240,10 +240,9 @@ def validate_volume_spec(spec: dict[str, Any], path: Path) -> list[FieldError]:
     if not capacity or "storage" not in capacity or len(capacity) > 1:
         shown = capacity if capacity else GoLiteral("core.ResourceList(nil)")
         errs.append(f.not_supported(cp, shown, ("storage",)))
-    for name in sorted(capacity or {}):
-        assert capacity is not None
-        qty_errs = validate_quantity(capacity[name], cp.key(name))
-        errs.extend(qty_errs or validate_positive_quantity(capacity[name], cp.key(name)))
+    for name, value in sorted((capacity or {}).items()):
+        qty_errs = validate_quantity(value, cp.key(name))
+        errs.extend(qty_errs or validate_positive_quantity(value, cp.key(name)))
     policy = spec.get("persistentVolumeReclaimPolicy", "")
     if policy and policy not in RECLAIM_POLICIES:
         errs.append(
