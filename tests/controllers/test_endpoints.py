@@ -214,3 +214,32 @@ async def test_endpoints_relabelled_pod_leaves(api: Api, controller: EndpointsCo
         patch_type="merge",
     )
     await _until_ips(api, "web", [], [])
+
+
+async def test_endpoints_leftover_without_service_deleted_at_start(api: Api) -> None:
+    # Endpoints whose Service vanished while no controller ran (and one holding a leader
+    # lock, which upstream never touches)
+    await api.client.create(
+        ENDPOINTS,
+        {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "orphan"}},
+        namespace="default",
+    )
+    await api.client.create(
+        ENDPOINTS,
+        {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {
+                "name": "lock",
+                "annotations": {"control-plane.alpha.kubernetes.io/leader": "{}"},
+            },
+        },
+        namespace="default",
+    )
+    await api.start(build(api.ctx))
+
+    async def orphan_gone() -> bool:
+        return await _endpoints(api, "orphan") is None
+
+    await wait_until(orphan_gone, what="the leftover Endpoints deleted")
+    assert await _endpoints(api, "lock") is not None

@@ -48,6 +48,7 @@ OVER_CAPACITY_ANNOTATION: Final = "endpoints.kubernetes.io/over-capacity"
 TOLERATE_UNREADY_ANNOTATION: Final = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
 MAX_CAPACITY: Final = 1000
 NAMESPACE_TERMINATING_CAUSE: Final = "NamespaceTerminating"
+LEADER_ANNOTATION: Final = "control-plane.alpha.kubernetes.io/leader"
 
 
 # --- helpers shared with the EndpointSlice controller ----------------------------------------
@@ -456,8 +457,20 @@ class EndpointsController(Controller):
             on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_added
         )
         self.wait_for(pods)
-        endpoints.add_handler(on_delete=lambda ep: self.enqueue(object_key(ep)))
+        endpoints.add_handler(
+            on_add=self._endpoints_listed, on_delete=lambda ep: self.enqueue(object_key(ep))
+        )
         self.wait_for(endpoints)
+
+    def _endpoints_listed(self, ep: Obj) -> None:
+        """upstream ``checkLeftoverEndpoints``: Endpoints found by the first list are synced
+        once, so those whose Service went away while no controller ran are deleted. Later
+        adds are left alone (someone may create Endpoints before their Service)."""
+        if self.endpoints.has_synced:
+            return
+        if LEADER_ANNOTATION in objects.annotations(ep):
+            return
+        self.enqueue(object_key(ep))
 
     def _pod_added(self, pod: Obj) -> None:
         for key in pod_service_keys(self.service_refs, pod):
