@@ -221,3 +221,30 @@ async def test_exec_readiness_and_liveness_probes_run_in_the_container(env: Env)
         await wait_until(restarted, 20, what="a restart from the liveness probe")
     finally:
         await k.stop()
+
+
+@requires_root
+@requires_runc
+async def test_http_readiness_probe_reaches_the_pod_address(env: Env) -> None:
+    k = env.kubelet()
+    await k.start()
+    try:
+        probe = {"httpGet": {"path": "/", "port": "web"}, "periodSeconds": 1, "failureThreshold": 1}
+        # python3 comes from the node's root filesystem (the image is not imported).
+        await env.create_pod(
+            "served",
+            {
+                "command": ["python3", "-m", "http.server", "8080", "--directory", "/tmp"],
+                "ports": [{"name": "web", "containerPort": 8080}],
+                "readinessProbe": probe,
+            },
+        )
+
+        async def ready() -> bool:
+            return bool((await env.container("served")).get("ready"))
+
+        await wait_until(ready, 30, what="ready through the pod's own address")
+        pod = await env.client.get(PODS, name="served", namespace="default")
+        assert pod["status"]["podIP"].startswith(str(env.network.subnet).rsplit(".", 1)[0])
+    finally:
+        await k.stop()

@@ -199,6 +199,35 @@ async def test_exec_stdin_is_closed_by_v5_channel_255(api: Api) -> None:
 
 @requires_root
 @requires_runc
+async def test_exec_with_a_tty_applies_the_resize(api: Api) -> None:
+    await api.create_pod("web", ["sleep", "3600"])
+    await api.wait_running("web")
+    query = "command=sh&stdin=true&stdout=true&tty=true"
+    url = api.cluster.url.replace("https://", "wss://")
+    url += f"/api/v1/namespaces/default/pods/web/exec?{query}"
+    out = b""
+    status = b""
+    async with websockets.connect(
+        url,
+        ssl=_ssl(api),
+        subprotocols=["v5.channel.k8s.io"],  # type: ignore[list-item]
+        additional_headers={"Authorization": f"Bearer {api.token}"},
+    ) as ws:
+        await ws.send(b'\x04{"Width":100,"Height":30}')
+        await ws.send(b"\x00stty size; exit 7\r")
+        async for message in ws:
+            assert isinstance(message, bytes)
+            if message[0] == 1:
+                out += message[1:]
+            elif message[0] == 3:
+                status = message[1:]
+            assert message[0] != 2  # a tty has no separate stderr
+    assert b"30 100\r\n" in out
+    assert json.loads(status)["details"]["causes"] == [{"reason": "ExitCode", "message": "7"}]
+
+
+@requires_root
+@requires_runc
 async def test_exec_through_the_official_python_client(api: Api) -> None:
     from kubernetes import client as k8s
     from kubernetes.stream import stream

@@ -14,12 +14,14 @@ cgroups: see ``cgroups_path`` (v1: nested under the agent's own cgroup).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
 import os
 import pty
 import shutil
+import signal
 import struct
 import sys
 import termios
@@ -216,6 +218,7 @@ class RuncExec(ExecSession):
         self.proc = proc
         self.master = master
         self.tty = master is not None
+        self._nudge: asyncio.Future[None] | None = None
 
     async def write_stdin(self, data: bytes) -> None:
         if self.master is not None:
@@ -252,6 +255,18 @@ class RuncExec(ExecSession):
         if self.master is not None:
             # runc copies the outer terminal's size to the inner one on SIGWINCH.
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            if self._nudge is None or self._nudge.done():
+                self._nudge = asyncio.ensure_future(self._winch_again())
+
+    async def _winch_again(self) -> None:
+        # A resize that lands while runc exec is still starting (kubectl sends one first
+        # thing) comes before runc listens for SIGWINCH and would be lost: say it again.
+        for delay in (0.05, 0.2, 0.5):
+            await asyncio.sleep(delay)
+            if self.proc.returncode is not None:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGWINCH)
 
     async def wait(self) -> int:
         code = await self.proc.wait()
@@ -262,6 +277,8 @@ class RuncExec(ExecSession):
             self.proc.kill()
 
     def close(self) -> None:
+        if self._nudge is not None:
+            self._nudge.cancel()
         if self.master is not None:
             os.close(self.master)
             self.master = None
