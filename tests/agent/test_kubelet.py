@@ -683,6 +683,25 @@ async def test_missing_service_account_is_failedmount(env: Env) -> None:
     assert await env.phase("nosa") == "Pending"
 
 
+async def test_disk_emptydir_over_its_size_limit_evicts_the_pod(env: Env) -> None:
+    created = await env.create_pod(
+        "disk",
+        [sleeper(volumeMounts=[{"name": "scratch", "mountPath": "/scratch"}])],
+        volumes=[{"name": "scratch", "emptyDir": {"sizeLimit": "1Mi"}}],
+    )
+    await env.wait_phase("disk", "Running")
+    vol = env.pod_dir(created["metadata"]["uid"]) / "volumes/kubernetes.io~empty-dir/scratch"
+    # The write itself succeeds (sizeLimit is no quota on disk); the agent then evicts (B17).
+    (vol / "f").write_bytes(os.urandom(2 * 1024 * 1024))
+    await env.wait_phase("disk", "Failed")
+    status = await env.status("disk")
+    message = 'Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". '
+    assert (status["reason"], status["message"]) == ("Evicted", message)
+    assert ("Warning", "Evicted", message) in await env.events("disk")
+    cs = status["containerStatuses"][0]
+    assert "terminated" in cs["state"] and cs["restartCount"] == 0
+
+
 # --- field reports on the API side (themes F) ----------------------------------------------
 
 

@@ -29,8 +29,10 @@ import asyncio
 import copy
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubeling.agent.env import ContainerConfigError, resolve_env
@@ -43,6 +45,7 @@ from kubeling.agent.podsync.status import (
     pod_phase,
     restart_wanted,
 )
+from kubeling.agent.quantity import to_bytes
 from kubeling.agent.runtime.base import ContainerStatus
 from kubeling.agent.sandbox import PodSandbox, container_id, teardown_pod
 from kubeling.agent.volumes import PreparedVolume, VolumeSources
@@ -108,6 +111,7 @@ class PodWorker:
         self._last_status: Obj | None = None
         self._tokens: dict[tuple[str | None, int], tuple[bytes, float]] = {}
         self._automount_volume = ""
+        self._pod_reason: tuple[str, str] | None = None
 
     # --- the outside's side ----------------------------------------------------------------
 
@@ -200,11 +204,59 @@ class PodWorker:
             await self._write_status()
             return
         self._collect_exits()
+        message = await self._local_storage_exceeded()
+        if message is not None:
+            await self._evict(message)
+            return
         await self._run_containers()
         phase = self._phase()
         if phase in ("Succeeded", "Failed"):
             await self._finish(phase)
         await self._write_status(phase)
+
+    # --- local storage limits --------------------------------------------------------------
+
+    async def _local_storage_exceeded(self) -> str | None:
+        """upstream's eviction message when a disk emptyDir outgrows its ``sizeLimit``."""
+        limits = []
+        for v in (self.pod.get("spec") or {}).get("volumes") or []:
+            ed = v.get("emptyDir")
+            if ed is not None and ed.get("sizeLimit") and (ed.get("medium") or "") == "":
+                volume = (self.volumes or {}).get(v["name"])
+                if volume is not None:
+                    limits.append((v["name"], str(ed["sizeLimit"]), volume.path))
+        if not limits:
+            return None
+        # The kubelet's eviction manager checks on its housekeeping period; kubeling every 2 s.
+        self._schedule(2.0)
+        for name, limit, path in limits:
+            used = await asyncio.to_thread(_disk_usage, path)
+            if used > to_bytes(limit):
+                return f'Usage of EmptyDir volume "{name}" exceeds the limit "{limit}". '
+        return None
+
+    async def _evict(self, message: str) -> None:
+        """Evicted, as the kubelet's eviction manager does it: killed, Failed, not restarted."""
+        self.k.recorder.event(self.pod, WARNING, "Evicted", message)
+        self._cancel_container_tasks()
+        assert self.sandbox is not None
+        for name, rec in self.records.items():
+            if not rec.running:
+                continue
+            self.k.recorder.event(self.pod, NORMAL, "Killing", f"Stopping container {name}")
+            st = await self.sandbox.stop_container(name, grace_seconds=0)
+            term: Obj = {
+                "exitCode": st.exit_code if st and st.exit_code is not None else 137,
+                "reason": "Error",
+                "startedAt": (rec.state.get("running") or {}).get("startedAt"),
+                "finishedAt": (st.finished_at if st else "") or now_rfc3339(),
+                "containerID": rec.container_id,
+            }
+            rec.state = {"terminated": term}
+            rec.ready = False
+        self._pod_reason = ("Evicted", message)
+        await self._finish("Failed")
+        await self._write_status("Failed")
 
     # --- records ---------------------------------------------------------------------------
 
@@ -885,6 +937,8 @@ class PodWorker:
         if self.sandbox is not None and self.sandbox.ip:
             status["podIP"] = self.sandbox.ip
             status["podIPs"] = [{"ip": self.sandbox.ip}]
+        if self._pod_reason is not None:
+            status["reason"], status["message"] = self._pod_reason
         if status == self._last_status:
             return
         try:
@@ -901,6 +955,18 @@ class PodWorker:
         self._last_status = status
         if (out.get("metadata") or {}).get("uid") == self.uid:
             self.pod = out
+
+
+def _disk_usage(path: Path) -> int:
+    """Bytes allocated under ``path``, as du counts them (what the eviction manager measures)."""
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for entry in dirs + files:
+            try:
+                total += os.lstat(os.path.join(root, entry)).st_blocks * 512
+            except OSError:
+                continue
+    return total
 
 
 def _sa_name(pod: Obj) -> str:
