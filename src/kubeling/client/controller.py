@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from kubeling.client.informer import Informer, object_key
 from kubeling.client.workqueue import RateLimiter, ShutDown, WorkQueue
+from kubeling.machinery import objects
 from kubeling.machinery.errors import Conflict, PermanentError, RetryableError, StatusError
 from kubeling.machinery.types import Obj
 
@@ -42,6 +43,21 @@ async def retry_on_conflict(
                 raise
             await asyncio.sleep(delay * (2**attempt))
     raise AssertionError("unreachable")
+
+
+def resolve_controller_ref(owners: Informer, obj: Obj, *, kind: str) -> str | None:
+    """``resolveControllerRef``: the key in ``owners`` of the object that ``obj``'s
+    controller reference names, or None when the reference is of another kind or names an
+    owner the cache does not hold under that uid (a deleted owner's same-named successor
+    does not own ``obj``)."""
+    ref = objects.controller_ref(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    key = f"{objects.namespace(obj)}/{ref.get('name')}"
+    owner = owners.peek(key)
+    if owner is None or objects.uid(owner) != ref.get("uid"):
+        return None
+    return key
 
 
 class Controller:

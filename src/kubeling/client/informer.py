@@ -147,6 +147,14 @@ class Informer:
         obj = self._cache.get(key)
         return deep_copy(obj) if obj is not None else None
 
+    def peek(self, key: str) -> Obj | None:
+        """The cached object itself, not a copy, for reads on per-event paths.
+
+        The informer replaces a cached object on update and never mutates it, so the
+        reference stays a consistent snapshot; the caller must not mutate it either.
+        """
+        return self._cache.get(key)
+
     def get_by_name(self, *, name: str, namespace: str = "") -> Obj | None:
         return self.get(f"{namespace}/{name}" if namespace else name)
 

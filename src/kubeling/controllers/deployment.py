@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from kubeling.client.controller import Controller
+from kubeling.client.controller import Controller, resolve_controller_ref
 from kubeling.client.events import NORMAL, WARNING, EventRecorder
 from kubeling.client.informer import Informer, object_key, split_key
 from kubeling.client.interface import Client
@@ -488,14 +488,7 @@ class DeploymentController(Controller):
     # --- event handlers --------------------------------------------------------------------
 
     def _owner_key(self, obj: Obj) -> str | None:
-        ref = objects.controller_ref(obj)
-        if ref is None or ref.get("kind") != DEPLOYMENTS.kind:
-            return None
-        key = f"{objects.namespace(obj)}/{ref.get('name')}"
-        d = self.deployments.get(key)
-        if d is None or objects.uid(d) != ref.get("uid"):
-            return None
-        return key
+        return resolve_controller_ref(self.deployments, obj, kind=DEPLOYMENTS.kind)
 
     def _matching(self, rs: Obj) -> list[str]:
         labels = objects.labels(rs)

@@ -125,11 +125,7 @@ class GarbageCollector(Controller):
         node = Node(resource=resource, obj=obj)
         self.nodes[uid] = node
         for owner in old_owners - new_owners:
-            deps = self.dependents.get(owner)
-            if deps is not None:
-                deps.discard(uid)
-                if not deps:
-                    del self.dependents[owner]
+            self._unlink(owner, uid)
             # An owner waiting for this dependent may be free now.
             self._enqueue_if_waiting(owner)
         for owner in new_owners - old_owners:
@@ -146,6 +142,14 @@ class GarbageCollector(Controller):
             for owner in new_owners:
                 self._enqueue_if_waiting(owner)
 
+    def _unlink(self, owner: str, uid: str) -> None:
+        """Drop ``uid`` from ``owner``'s dependents, and the owner's entry once empty."""
+        deps = self.dependents.get(owner)
+        if deps is not None:
+            deps.discard(uid)
+            if not deps:
+                del self.dependents[owner]
+
     def _forget(self, resource: ResourceInfo, obj: Obj) -> None:
         uid = objects.uid(obj)
         if not uid:
@@ -153,11 +157,7 @@ class GarbageCollector(Controller):
         node = self.nodes.pop(uid, None)
         owners = _owner_uids(node.obj if node is not None else obj)
         for owner in owners:
-            deps = self.dependents.get(owner)
-            if deps is not None:
-                deps.discard(uid)
-                if not deps:
-                    del self.dependents[owner]
+            self._unlink(owner, uid)
             self._enqueue_if_waiting(owner)
         # Its dependents may be dangling now (background propagation).
         for dep in self.dependents.get(uid, ()):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubeling.client.controller import Controller
+from kubeling.client.controller import Controller, resolve_controller_ref
 from kubeling.client.events import NORMAL, WARNING, EventRecorder
 from kubeling.client.informer import Informer, object_key, split_key
 from kubeling.client.interface import Client
@@ -379,14 +379,7 @@ class ReplicaSetController(Controller):
         self.expectations.forget(object_key(rs))
 
     def _owner_key(self, pod: Obj) -> str | None:
-        ref = objects.controller_ref(pod)
-        if ref is None or ref.get("kind") != REPLICASETS.kind:
-            return None
-        key = f"{objects.namespace(pod)}/{ref.get('name')}"
-        rs = self.replicasets.get(key)
-        if rs is None or objects.uid(rs) != ref.get("uid"):
-            return None
-        return key
+        return resolve_controller_ref(self.replicasets, pod, kind=REPLICASETS.kind)
 
     def _matching_sets(self, pod: Obj) -> list[str]:
         out: list[str] = []

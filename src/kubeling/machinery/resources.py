@@ -12,16 +12,6 @@ from typing import Final
 
 from kubeling.machinery.types import ResourceInfo
 
-_ALL_VERBS: Final = (
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-)
 _NO_COLLECTION_DELETE: Final = ("create", "delete", "get", "list", "patch", "update", "watch")
 
 NAMESPACES: Final = ResourceInfo(

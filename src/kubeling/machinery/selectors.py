@@ -47,8 +47,9 @@ _LABEL_VALUE_FMT: Final = "(" + _QUALIFIED_NAME_FMT + ")?"
 _LABEL_VALUE_RE: Final = re.compile(f"^{_LABEL_VALUE_FMT}$")
 
 
-def _regex_error(msg: str, fmt: str, *examples: str) -> str:
-    """``validation.RegexError``: the message, examples, and the regex itself."""
+def regex_error(msg: str, fmt: str, *examples: str) -> str:
+    """``validation.RegexError``: the message, examples, and the regex itself (note the two
+    spaces before each ``or``: upstream appends ``", "`` to every example, then joins)."""
     if not examples:
         return f"{msg} (regex used for validation is '{fmt}')"
     text = msg + " (e.g. "
@@ -74,7 +75,7 @@ def qualified_name_errors(value: str) -> list[str]:
     else:
         return [
             "a qualified name "
-            + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
+            + regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
             + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
         ]
     if not name:
@@ -84,7 +85,7 @@ def qualified_name_errors(value: str) -> list[str]:
     if not _QUALIFIED_NAME_RE.match(name):
         errs.append(
             "name part "
-            + _regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
+            + regex_error(_QUALIFIED_NAME_MSG, _QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc")
         )
     return errs
 
@@ -96,7 +97,7 @@ def dns1123_subdomain_errors(value: str) -> list[str]:
         errs.append("must be no more than 253 characters")
     if not _DNS1123_SUBDOMAIN_RE.match(value):
         errs.append(
-            _regex_error(
+            regex_error(
                 "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
                 "characters, '-' or '.', and must start and end with an alphanumeric character",
                 _DNS1123_SUBDOMAIN_FMT,
@@ -113,7 +114,7 @@ def label_value_errors(value: str) -> list[str]:
         errs.append("must be no more than 63 characters")
     if not _LABEL_VALUE_RE.match(value):
         errs.append(
-            _regex_error(
+            regex_error(
                 "a valid label must be an empty string or consist of alphanumeric characters, "
                 "'-', '_' or '.', and must start and end with an alphanumeric character",
                 _LABEL_VALUE_FMT,

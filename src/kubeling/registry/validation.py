@@ -16,20 +16,9 @@ from typing import Any, Final
 from kubeling.machinery import field as f
 from kubeling.machinery.field import FieldError, Path
 from kubeling.machinery.quantity import Quantity, QuantityError, parse_quantity
+from kubeling.machinery.selectors import regex_error
 
 # -- message builders ------------------------------------------------------------------------
-
-
-def regex_error(msg: str, fmt: str, *examples: str) -> str:
-    """Upstream ``RegexError``: examples joined by ``" or "`` after a trailing ``", "``."""
-    if not examples:
-        return f"{msg} (regex used for validation is '{fmt}')"
-    out = msg + " (e.g. "
-    for i, example in enumerate(examples):
-        if i > 0:
-            out += " or "
-        out += f"'{example}', "
-    return out + f"regex used for validation is '{fmt}')"
 
 
 def max_len_error(length: int) -> str:

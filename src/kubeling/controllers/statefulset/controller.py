@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kubeling.client.controller import Controller, retry_on_conflict
+from kubeling.client.controller import Controller, resolve_controller_ref, retry_on_conflict
 from kubeling.client.events import NORMAL, WARNING, EventRecorder
 from kubeling.client.informer import Informer, SharedInformerFactory, object_key
 from kubeling.client.interface import Client
@@ -131,17 +131,13 @@ class StatefulSetController(Controller):
 
     # --- event handlers --------------------------------------------------------------------
 
-    def _set_for_ref(self, namespace: str, ref: Obj | None) -> str | None:
-        """``resolveControllerRef``: the key of the set ``ref`` names, if it is ours."""
-        if ref is None or ref.get("kind") != SET_KIND:
+    def _set_for_ref(self, pod: Obj) -> str | None:
+        """``resolveControllerRef``: the key of the set controlling ``pod``, if it is ours
+        (of the apps group too, which upstream's kind-only check leaves out)."""
+        ref = o.controller_ref(pod)
+        if ref is not None and str(ref.get("apiVersion", "")).split("/")[0] != STATEFULSETS.group:
             return None
-        if str(ref.get("apiVersion", "")).split("/")[0] != STATEFULSETS.group:
-            return None
-        key = f"{namespace}/{ref.get('name', '')}"
-        sts = self.sets.get(key)
-        if sts is None or o.uid(sts) != ref.get("uid"):
-            return None
-        return key
+        return resolve_controller_ref(self.sets, pod, kind=SET_KIND)
 
     def _sets_selecting(self, pod: Obj) -> list[str]:
         """``getPodStatefulSets``: sets in the pod's namespace whose selector matches it."""
@@ -156,7 +152,7 @@ class StatefulSetController(Controller):
         return keys
 
     def _pod_added(self, pod: Obj) -> None:
-        key = self._set_for_ref(o.namespace(pod), o.controller_ref(pod))
+        key = self._set_for_ref(pod)
         if key is not None:
             self.enqueue(key)
         elif o.controller_ref(pod) is None:
@@ -168,13 +164,13 @@ class StatefulSetController(Controller):
             return
         old_ref, new_ref = o.controller_ref(old), o.controller_ref(new)
         if old_ref != new_ref:
-            old_key = self._set_for_ref(o.namespace(old), old_ref)
+            old_key = self._set_for_ref(old)
             if old_key is not None:
                 self.enqueue(old_key)
-        key = self._set_for_ref(o.namespace(new), new_ref)
+        key = self._set_for_ref(new)
         if key is not None:
             self.enqueue(key)
-            sts = self.sets.get(key)
+            sts = self.sets.peek(key)
             min_ready = int(spec_of(sts or {}).get("minReadySeconds") or 0)
             if min_ready > 0 and not is_ready(old) and is_ready(new):
                 # Upstream adds a second: readiness times are whole seconds.
@@ -185,7 +181,7 @@ class StatefulSetController(Controller):
                 self.enqueue(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
-        key = self._set_for_ref(o.namespace(pod), o.controller_ref(pod))
+        key = self._set_for_ref(pod)
         if key is not None:
             self.enqueue(key)
 
@@ -604,14 +600,7 @@ class StatefulSetController(Controller):
         for target in range(len(sync.replicas) - 1, update_min - 1, -1):
             pod = sync.replicas[target]
             if pod_revision(pod) != sync.revisions.update_name and not is_terminating(pod):
-                log.info(
-                    "Pod %s of StatefulSet %s is terminating for update to revision %s.",
-                    o.name(pod),
-                    o.namespaced_name(sync.sts),
-                    sync.revisions.update_name,
-                )
-                await self._delete_pod(sync.sts, pod, missing_ok=True)
-                sync.status.current_replicas -= 1
+                await self._delete_for_update(sync, pod)
                 return
             if not is_healthy(pod):
                 return
@@ -637,15 +626,19 @@ class StatefulSetController(Controller):
                 return
             pod = sync.replicas[target]
             if pod_revision(pod) != sync.revisions.update_name and not is_terminating(pod):
-                log.info(
-                    "Pod %s of StatefulSet %s is terminating for update to revision %s.",
-                    o.name(pod),
-                    o.namespaced_name(sync.sts),
-                    sync.revisions.update_name,
-                )
-                await self._delete_pod(sync.sts, pod, missing_ok=True)
+                await self._delete_for_update(sync, pod)
                 budget -= 1
-                sync.status.current_replicas -= 1
+
+    async def _delete_for_update(self, sync: _Sync, pod: Obj) -> None:
+        """Delete an out-of-date replica; the next pass recreates it at the update revision."""
+        log.info(
+            "Pod %s of StatefulSet %s is terminating for update to revision %s.",
+            o.name(pod),
+            o.namespaced_name(sync.sts),
+            sync.revisions.update_name,
+        )
+        await self._delete_pod(sync.sts, pod, missing_ok=True)
+        sync.status.current_replicas -= 1
 
     # --- pod and claim writes --------------------------------------------------------------
 
