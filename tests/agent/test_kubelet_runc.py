@@ -248,3 +248,42 @@ async def test_http_readiness_probe_reaches_the_pod_address(env: Env) -> None:
         assert pod["status"]["podIP"].startswith(str(env.network.subnet).rsplit(".", 1)[0])
     finally:
         await k.stop()
+
+
+@requires_root
+@requires_runc
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        pytest.param(
+            {"command": ["sh", "-c", "printf written > /dev/termination-log; exit 1"]},
+            "written",
+            id="termination-log",
+        ),
+        pytest.param(
+            {
+                "command": ["sh", "-c", "echo boom; exit 1"],
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+            },
+            "boom\n",
+            id="fallback-to-logs",
+        ),
+    ],
+)
+async def test_termination_message_reaches_the_status(
+    env: Env, container: Obj, message: str
+) -> None:
+    k = env.kubelet()
+    await k.start()
+    try:
+        await env.create_pod("msg", container, restartPolicy="Never")
+
+        async def terminated() -> Obj | None:
+            t: Obj | None = ((await env.container("msg")).get("state") or {}).get("terminated")
+            return t
+
+        term = await wait_until(terminated, 20, what="the container to end")
+        assert (term["exitCode"], term["reason"]) == (1, "Error")
+        assert term["message"] == message
+    finally:
+        await k.stop()

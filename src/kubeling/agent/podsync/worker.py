@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubeling.agent.env import ContainerConfigError, resolve_env
 from kubeling.agent.errors import AgentError, NotSupportedError, VolumeSetupError
+from kubeling.agent.logs import read_log
 from kubeling.agent.podsync.prober import run_probe
 from kubeling.agent.podsync.status import (
     ContainerRecord,
@@ -566,6 +567,11 @@ class PodWorker:
             }
             if self.sandbox is not None:
                 message = self.sandbox.termination_message(name)
+                policy = self._container_spec(name).get("terminationMessagePolicy")
+                if not message and code != 0 and policy == "FallbackToLogsOnError":
+                    # upstream: the log's last 80 lines, at most 2048 bytes of them.
+                    log_file = self.sandbox.log_path(name, rec.restart_count)
+                    message = read_log(log_file, tail=80)[-2048:].decode(errors="replace")
                 if message:
                     term["message"] = message
             rec.state = {"terminated": term}
