@@ -702,6 +702,38 @@ async def test_disk_emptydir_over_its_size_limit_evicts_the_pod(env: Env) -> Non
     assert "terminated" in cs["state"] and cs["restartCount"] == 0
 
 
+async def test_active_deadline_fails_the_pod(env: Env) -> None:
+    await env.create_pod("late", [sleeper()], activeDeadlineSeconds=1)
+    await env.wait_phase("late", "Running")
+    await env.wait_phase("late", "Failed", timeout=15)
+    status = await env.status("late")
+    message = "Pod was active on the node longer than the specified deadline"
+    assert (status["reason"], status["message"]) == ("DeadlineExceeded", message)
+    assert ("Normal", "DeadlineExceeded", message) in await env.events("late")
+
+
+async def test_label_change_rewrites_downward_api_files(env: Env) -> None:
+    items = [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]
+    created = await env.create_pod(
+        "dapi",
+        [sleeper(volumeMounts=[{"name": "info", "mountPath": "/info"}])],
+        volumes=[{"name": "info", "downwardAPI": {"items": items}}],
+    )
+    await env.wait_phase("dapi", "Running")
+    path = (
+        env.pod_dir(created["metadata"]["uid"]) / "volumes/kubernetes.io~downward-api/info/labels"
+    )
+    assert path.read_text() == ""
+    await env.client.patch(
+        PODS,
+        name="dapi",
+        namespace="default",
+        patch={"metadata": {"labels": {"tier": "web"}}},
+        patch_type="merge",
+    )
+    await wait_until(lambda: path.read_text() == 'tier="web"', 2.0, what="the labels file")
+
+
 # --- field reports on the API side (themes F) ----------------------------------------------
 
 

@@ -32,6 +32,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,8 +123,12 @@ class PodWorker:
         )
 
     def update(self, pod: Obj) -> None:
+        old = self.pod.get("metadata") or {}
+        new = pod.get("metadata") or {}
         self.pod = pod
-        self.wake()
+        # Changed labels or annotations rewrite downwardAPI files, as upstream does.
+        changed = any(old.get(k) != new.get(k) for k in ("labels", "annotations"))
+        self.wake(refresh_volumes=changed)
 
     def mark_gone(self) -> None:
         self.gone = True
@@ -207,7 +212,12 @@ class PodWorker:
         self._collect_exits()
         message = await self._local_storage_exceeded()
         if message is not None:
-            await self._evict(message)
+            await self._evict("Evicted", message)
+            return
+        if self._past_deadline():
+            await self._evict(
+                "DeadlineExceeded", "Pod was active on the node longer than the specified deadline"
+            )
             return
         await self._run_containers()
         phase = self._phase()
@@ -236,9 +246,23 @@ class PodWorker:
                 return f'Usage of EmptyDir volume "{name}" exceeds the limit "{limit}". '
         return None
 
-    async def _evict(self, message: str) -> None:
-        """Evicted, as the kubelet's eviction manager does it: killed, Failed, not restarted."""
-        self.k.recorder.event(self.pod, WARNING, "Evicted", message)
+    def _past_deadline(self) -> bool:
+        """``activeDeadlineSeconds`` since the pod's start has passed (then: Failed)."""
+        deadline = (self.pod.get("spec") or {}).get("activeDeadlineSeconds")
+        if deadline is None or self.start_time is None:
+            return False
+        started = datetime.strptime(self.start_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        left = started.timestamp() + int(deadline) - time.time()
+        if left > 0:
+            self._schedule(left)
+            return False
+        return True
+
+    async def _evict(self, reason: str, message: str) -> None:
+        """Killed, Failed with ``reason``, never restarted: the eviction manager's and the
+        active-deadline handler's way to end a pod."""
+        kind = WARNING if reason == "Evicted" else NORMAL  # the deadline event is Normal
+        self.k.recorder.event(self.pod, kind, reason, message)
         self._cancel_container_tasks()
         assert self.sandbox is not None
         for name, rec in self.records.items():
@@ -255,7 +279,7 @@ class PodWorker:
             }
             rec.state = {"terminated": term}
             rec.ready = False
-        self._pod_reason = ("Evicted", message)
+        self._pod_reason = (reason, message)
         await self._finish("Failed")
         await self._write_status("Failed")
 
