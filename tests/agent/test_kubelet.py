@@ -33,6 +33,7 @@ from kubeling.machinery.resources import (
     PODS,
     SECRETS,
     SERVICEACCOUNTS,
+    SERVICES,
 )
 from kubeling.machinery.types import Obj
 from kubeling.registry.registry import Registry
@@ -732,6 +733,36 @@ async def test_label_change_rewrites_downward_api_files(env: Env) -> None:
         patch_type="merge",
     )
     await wait_until(lambda: path.read_text() == 'tier="web"', 2.0, what="the labels file")
+
+
+async def test_service_variables_follow_enable_service_links(env: Env) -> None:
+    svc = {
+        "metadata": {"name": "my-db"},
+        "spec": {"selector": {"app": "db"}, "ports": [{"name": "pg", "port": 5432}]},
+    }
+    created_svc = await env.client.create(SERVICES, svc, namespace="default")
+    ip = created_svc["spec"]["clusterIP"]
+    await wait_until(lambda: "MY_DB_SERVICE_HOST" in env.kubelet.service_env("default", links=True))
+    on = await env.create_pod("on", [sleeper(env=[{"name": "URL", "value": "$(MY_DB_PORT)"}])])
+    off = await env.create_pod("off", [sleeper()], enableServiceLinks=False)
+    await env.wait_phase("on", "Running")
+    await env.wait_phase("off", "Running")
+    runtime = env.kubelet.node.runtime
+    on_env = runtime._containers[f"{on['metadata']['uid']}_c"][0].env  # type: ignore[attr-defined]
+    off_env = runtime._containers[f"{off['metadata']['uid']}_c"][0].env  # type: ignore[attr-defined]
+    for item in (
+        f"MY_DB_SERVICE_HOST={ip}",
+        "MY_DB_SERVICE_PORT=5432",
+        "MY_DB_SERVICE_PORT_PG=5432",
+        f"MY_DB_PORT=tcp://{ip}:5432",
+        f"MY_DB_PORT_5432_TCP=tcp://{ip}:5432",
+        "MY_DB_PORT_5432_TCP_PROTO=tcp",
+        "MY_DB_PORT_5432_TCP_PORT=5432",
+        f"MY_DB_PORT_5432_TCP_ADDR={ip}",
+        f"URL=tcp://{ip}:5432",
+    ):
+        assert item in on_env
+    assert not any(e.startswith("MY_DB_") for e in off_env)
 
 
 # --- field reports on the API side (themes F) ----------------------------------------------

@@ -47,6 +47,7 @@ from kubeling.machinery.resources import (
     PODS,
     SECRETS,
     SERVICEACCOUNTS,
+    SERVICES,
 )
 from kubeling.machinery.types import Obj
 
@@ -98,6 +99,34 @@ def _os_image() -> str:
 
 
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
+
+
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def service_variables(svc: Obj) -> dict[str, str]:
+    """upstream's ``envvars.FromServices`` for one Service, in its order."""
+    spec = svc["spec"]
+    prefix = _env_name(svc["metadata"]["name"])
+    ip = spec["clusterIP"]
+    ports = spec["ports"]
+    out = {f"{prefix}_SERVICE_HOST": ip, f"{prefix}_SERVICE_PORT": str(ports[0]["port"])}
+    for p in ports:
+        if p.get("name"):
+            out[f"{prefix}_SERVICE_PORT_{_env_name(p['name'])}"] = str(p["port"])
+    host = f"[{ip}]" if ":" in ip else ip
+    for i, p in enumerate(ports):
+        proto = (p.get("protocol") or "TCP").lower()
+        url = f"{proto}://{host}:{p['port']}"
+        if i == 0:
+            out[f"{prefix}_PORT"] = url
+        key = f"{prefix}_PORT_{p['port']}_{proto.upper()}"
+        out[key] = url
+        out[f"{key}_PROTO"] = proto
+        out[f"{key}_PORT"] = str(p["port"])
+        out[f"{key}_ADDR"] = ip
+    return out
 
 
 class Kubelet:
@@ -152,6 +181,7 @@ class Kubelet:
         self._pvcs: Informer | None = None
         self._pvs: Informer | None = None
         self._sas: Informer | None = None
+        self._services: Informer | None = None
         self._started = False
         self._transitions: dict[str, str] = {}
 
@@ -181,6 +211,7 @@ class Kubelet:
         self._pvcs = f.informer(PERSISTENTVOLUMECLAIMS)
         self._pvs = f.informer(PERSISTENTVOLUMES)
         self._sas = f.informer(SERVICEACCOUNTS)
+        self._services = f.informer(SERVICES)
         self._cms.add_handler(
             on_add=self._config_map_changed,
             on_update=lambda _old, o: self._config_map_changed(o),
@@ -260,6 +291,26 @@ class Kubelet:
 
     def service_account(self, namespace: str, name: str) -> Obj | None:
         return self._sas.get_by_name(name=name, namespace=namespace) if self._sas else None
+
+    def service_env(self, namespace: str, *, links: bool) -> dict[str, str]:
+        """The kubelet's service variables: ``kubernetes`` always, the namespace's Services
+        when ``enableServiceLinks`` (``<NAME>_SERVICE_HOST``, ``_PORT``, docker links)."""
+        if self._services is None:
+            return {}
+        chosen: dict[str, Obj] = {}
+        for svc in self._services.list():
+            meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+            if spec.get("clusterIP") in (None, "", "None") or not spec.get("ports"):
+                continue
+            name = meta.get("name", "")
+            if meta.get("namespace") == "default" and name == "kubernetes":
+                chosen.setdefault(name, svc)
+            elif meta.get("namespace") == namespace and links:
+                chosen[name] = svc
+        env: dict[str, str] = {}
+        for name in sorted(chosen):
+            env.update(service_variables(chosen[name]))
+        return env
 
     def bound_volume(self, namespace: str, claim: str) -> Obj | None:
         """The PersistentVolume a claim is bound to, or None while it is not."""

@@ -673,11 +673,13 @@ class PodWorker:
             return
         ns = self.namespace
         try:
+            links = (self.pod.get("spec") or {}).get("enableServiceLinks")
             env = resolve_env(
                 self.effective,
                 c,
                 config_maps=self.k.config_maps(ns),
                 secrets=self.k.secrets(ns),
+                service_env=self.k.service_env(ns, links=links is not False),
             )
         except ContainerConfigError as exc:
             rec.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
