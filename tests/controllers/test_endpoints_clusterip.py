@@ -174,3 +174,68 @@ async def test_clusterip_external_name_gets_none_and_keeps_ip_on_update(api: Api
     svc["spec"]["selector"] = {"app": "other"}
     updated = await api.client.update(SERVICES, svc)
     assert updated["spec"]["clusterIP"] == ip
+
+
+def _node_port_service(name: str, *ports: dict[str, object]) -> Obj:
+    obj = service(name, selector={"app": name}, type_="NodePort")
+    obj["spec"]["ports"] = list(ports) or [{"name": "http", "port": 80}]
+    return obj
+
+
+async def test_nodeport_allocated_in_range_and_kept_on_update(api: Api) -> None:
+    svc = await _create(
+        api, _node_port_service("np", {"name": "a", "port": 80}, {"name": "b", "port": 81})
+    )
+    ports = [p["nodePort"] for p in svc["spec"]["ports"]]
+    assert all(30000 <= p <= 32767 for p in ports) and len(set(ports)) == 2
+    # an apply that omits the node ports keeps them; a new port gets a fresh one
+    svc["spec"]["ports"] = [
+        {"name": "a", "port": 80, "protocol": "TCP", "targetPort": 80},
+        {"name": "b", "port": 81, "protocol": "TCP", "targetPort": 81},
+        {"name": "c", "port": 82, "protocol": "TCP", "targetPort": 82},
+    ]
+    updated = await api.client.update(SERVICES, svc)
+    after = [p["nodePort"] for p in updated["spec"]["ports"]]
+    assert after[:2] == ports
+    assert 30000 <= after[2] <= 32767 and after[2] not in ports
+
+
+async def test_nodeport_duplicate_and_out_of_range_refused(api: Api) -> None:
+    await _create(api, _node_port_service("first", {"name": "http", "port": 80, "nodePort": 30080}))
+    with pytest.raises(Invalid) as info:
+        await _create(
+            api, _node_port_service("second", {"name": "http", "port": 80, "nodePort": 30080})
+        )
+    assert str(info.value) == (
+        'Service "second" is invalid: spec.ports[0].nodePort: Invalid value: 30080: '
+        "provided port is already allocated"
+    )
+    with pytest.raises(Invalid) as info:
+        await _create(
+            api, _node_port_service("third", {"name": "http", "port": 80, "nodePort": 80})
+        )
+    assert str(info.value) == (
+        'Service "third" is invalid: spec.ports[0].nodePort: Invalid value: 80: provided port '
+        "is not in the valid range. The range of valid ports is 30000-32767"
+    )
+    # the refused create took no cluster IP with it: a hand-picked address is still free
+    fourth = await _create(api, service("fourth", cluster_ip="10.96.0.60"))
+    assert fourth["spec"]["clusterIP"] == "10.96.0.60"
+
+
+async def test_nodeport_released_on_delete(api: Api) -> None:
+    await _create(api, _node_port_service("a", {"name": "http", "port": 80, "nodePort": 30090}))
+    await api.client.delete(SERVICES, name="a", namespace="default")
+    again = await _create(
+        api, _node_port_service("b", {"name": "http", "port": 80, "nodePort": 30090})
+    )
+    assert again["spec"]["ports"][0]["nodePort"] == 30090
+
+
+async def test_nodeport_not_allocated_for_clusterip_or_lb_without_node_ports(api: Api) -> None:
+    plain = await _create(api, service("plain", selector={"app": "x"}))
+    assert "nodePort" not in plain["spec"]["ports"][0]
+    lb = service("lb", selector={"app": "x"}, type_="LoadBalancer")
+    lb["spec"]["allocateLoadBalancerNodePorts"] = False
+    created = await _create(api, lb)
+    assert "nodePort" not in created["spec"]["ports"][0]

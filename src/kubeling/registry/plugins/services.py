@@ -59,6 +59,8 @@ SINGLE_STACK: Final = "SingleStack"
 PREFER_DUAL_STACK: Final = "PreferDualStack"
 REQUIRE_DUAL_STACK: Final = "RequireDualStack"
 ALREADY_ALLOCATED: Final = "provided IP is already allocated"
+NODE_PORT_ALLOCATED: Final = "provided port is already allocated"
+DEFAULT_NODE_PORT_RANGE: Final = (30000, 32767)
 IN_FLIGHT_GRACE: Final = 30.0
 """Seconds a reservation whose Service is not (yet) stored still counts as a create in
 flight; a create takes milliseconds, so only a failed one is ever older than this."""
@@ -115,8 +117,96 @@ class IPRange:
         return str(self.network)
 
 
-class ClusterIPAllocator:
+class _Book:
+    """Reservations of one kind of value (addresses, node ports) to Services, with the
+    store as the truth (see the module docstring)."""
+
+    what = "value"
+
+    def __init__(
+        self,
+        *,
+        lister: ObjectLister,
+        lookup: ObjectLookup,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._lister = lister
+        self._lookup = lookup
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._held: dict[str, _Hold] = {}
+        self._loaded = False
+        self._lock = asyncio.Lock()
+
+    def _values(self, svc: Obj) -> list[str]:
+        raise NotImplementedError
+
+    async def _load(self) -> None:
+        if self._loaded:
+            return
+        for svc in await self._lister(SERVICES):
+            key = _key(svc)
+            for value in self._values(svc):
+                self._held[value] = _Hold(key=key, since=0.0, confirmed=True)
+        self._loaded = True
+        log.debug("Service %s allocator loaded %d reservations.", self.what, len(self._held))
+
+    async def _taken(self, value: str, key: str) -> bool:
+        """Whether ``value`` belongs to another Service (verifying a stale reservation)."""
+        hold = self._held.get(value)
+        if hold is None:
+            return False
+        namespace, _, name = hold.key.partition("/")
+        stored = await self._lookup(SERVICES, namespace, name)
+        if stored is not None and value in self._values(stored):
+            hold.confirmed = True
+            return True
+        if not hold.confirmed and hold.key != key and self._clock() - hold.since < IN_FLIGHT_GRACE:
+            return True
+        del self._held[value]
+        return False
+
+    def _reserve(self, value: str, key: str, dry_run: bool) -> None:
+        if not dry_run:
+            self._held[value] = _Hold(key=key, since=self._clock(), confirmed=False)
+
+    async def _next_free(
+        self, bands: Sequence[tuple[int, int]], make: Callable[[int], str], key: str
+    ) -> str | None:
+        # upstream: a random start in the upper band, scanning upward and wrapping; then
+        # the static band, so hand-picked values stay free as long as possible.
+        for lo, hi in bands:
+            count = hi - lo
+            if count <= 0:
+                continue
+            start = self._rng.randrange(count)
+            for step in range(count):
+                candidate = make(lo + (start + step) % count)
+                if candidate not in self._held or not await self._taken(candidate, key):
+                    return candidate
+        return None
+
+    def settle(self, key: str) -> None:
+        """The Service ``key`` is being deleted, so its create is no longer in flight: from
+        now on the store alone says whether it still holds its values."""
+        for hold in self._held.values():
+            if hold.key == key:
+                hold.confirmed = True
+
+    def release(self, value: str) -> None:
+        """Forget a reservation at once (a caller that knows the write never happened)."""
+        self._held.pop(value, None)
+
+    def holder(self, value: str) -> str | None:
+        hold = self._held.get(value)
+        return hold.key if hold else None
+
+
+class ClusterIPAllocator(_Book):
     """The address book of every family's range (one family unless configured dual)."""
+
+    what = "IP"
 
     def __init__(
         self,
@@ -127,8 +217,7 @@ class ClusterIPAllocator:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        self._lister = lister
-        self._lookup = lookup
+        super().__init__(lister=lister, lookup=lookup, clock=clock, rng=rng)
         self.ranges: dict[str, IPRange] = {}
         for cidr in ranges:
             r = IPRange(cidr)
@@ -138,45 +227,13 @@ class ClusterIPAllocator:
         if not self.ranges:
             raise ValueError("at least one service range is required")
         self.default_family = IPRange(ranges[0]).family
-        self._clock = clock
-        self._rng = rng or random.Random()
-        self._held: dict[str, _Hold] = {}
-        self._loaded = False
-        self._lock = asyncio.Lock()
 
     @property
     def dual_stack(self) -> bool:
         return len(self.ranges) > 1
 
-    async def _load(self) -> None:
-        if self._loaded:
-            return
-        for svc in await self._lister(SERVICES):
-            key = _key(svc)
-            for ip in _cluster_ips(svc):
-                if ip != "None":
-                    self._held[ip] = _Hold(key=key, since=0.0, confirmed=True)
-        self._loaded = True
-        log.debug("Service IP allocator loaded %d addresses.", len(self._held))
-
-    async def _taken(self, ip: str, key: str) -> bool:
-        """Whether ``ip`` belongs to another Service (verifying a stale reservation)."""
-        hold = self._held.get(ip)
-        if hold is None:
-            return False
-        namespace, _, name = hold.key.partition("/")
-        stored = await self._lookup(SERVICES, namespace, name)
-        if stored is not None and ip in _cluster_ips(stored):
-            hold.confirmed = True
-            return True
-        if not hold.confirmed and hold.key != key and self._clock() - hold.since < IN_FLIGHT_GRACE:
-            return True
-        del self._held[ip]
-        return False
-
-    def _reserve(self, ip: str, key: str, dry_run: bool) -> None:
-        if not dry_run:
-            self._held[ip] = _Hold(key=key, since=self._clock(), confirmed=False)
+    def _values(self, svc: Obj) -> list[str]:
+        return [ip for ip in _cluster_ips(svc) if ip != "None"]
 
     async def allocate(self, ip: str, *, family: str, key: str, dry_run: bool) -> str:
         """Reserve ``ip`` (or the next free address when empty) for Service ``key``.
@@ -196,7 +253,7 @@ class ClusterIPAllocator:
                     raise ValueError(ALREADY_ALLOCATED)
                 self._reserve(ip, key, dry_run)
                 return ip
-            found = await self._next_free(r, key)
+            found = await self._next_free(((r.offset, r.size), (0, r.offset)), r.address, key)
             if found is None:
                 raise InternalError(
                     "Internal error occurred: failed to allocate a serviceIP: range is full"
@@ -204,39 +261,76 @@ class ClusterIPAllocator:
             self._reserve(found, key, dry_run)
             return found
 
-    async def _next_free(self, r: IPRange, key: str) -> str | None:
-        # upstream: a random start in the upper band, scanning upward and wrapping; then
-        # the static band, so hand-picked addresses stay free as long as possible.
-        for lo, hi in ((r.offset, r.size), (0, r.offset)):
-            count = hi - lo
-            if count <= 0:
-                continue
-            start = self._rng.randrange(count)
-            for step in range(count):
-                candidate = r.address(lo + (start + step) % count)
-                if candidate not in self._held or not await self._taken(candidate, key):
-                    return candidate
-        return None
 
-    def settle(self, key: str) -> None:
-        """The Service ``key`` is being deleted, so its create is no longer in flight: from
-        now on the store alone says whether it still holds its addresses."""
-        for hold in self._held.values():
-            if hold.key == key:
-                hold.confirmed = True
+class NodePortAllocator(_Book):
+    """Node ports of NodePort and LoadBalancer Services (upstream's default 30000-32767)."""
 
-    def release(self, ip: str) -> None:
-        """Forget a reservation at once (tests, and a caller that knows the write failed)."""
-        self._held.pop(ip, None)
+    what = "node port"
 
-    def holder(self, ip: str) -> str | None:
-        hold = self._held.get(ip)
-        return hold.key if hold else None
+    def __init__(
+        self,
+        *,
+        lister: ObjectLister,
+        lookup: ObjectLookup,
+        first: int = DEFAULT_NODE_PORT_RANGE[0],
+        last: int = DEFAULT_NODE_PORT_RANGE[1],
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(lister=lister, lookup=lookup, clock=clock, rng=rng)
+        self.first = first
+        self.size = last - first + 1
+        # upstream ServiceNodePortStaticSubrange: min(max(16, size/32), 128) low ports
+        self.offset = min(max(16, self.size // 32), 128) if self.size >= 16 else 0
+        self.range_text = f"{first}-{last}"
+
+    def _values(self, svc: Obj) -> list[str]:
+        return [str(p) for p in _node_ports(svc)]
+
+    async def allocate(self, port: int, *, key: str, dry_run: bool) -> int:
+        async with self._lock:
+            await self._load()
+            if port:
+                if not self.first <= port < self.first + self.size:
+                    raise ValueError(
+                        "provided port is not in the valid range. "
+                        f"The range of valid ports is {self.range_text}"
+                    )
+                if await self._taken(str(port), key):
+                    raise ValueError(NODE_PORT_ALLOCATED)
+                self._reserve(str(port), key, dry_run)
+                return port
+            found = await self._next_free(
+                ((self.offset, self.size), (0, self.offset)), lambda i: str(self.first + i), key
+            )
+            if found is None:
+                raise InternalError(
+                    "Internal error occurred: failed to allocate a nodePort: range is full"
+                )
+            self._reserve(found, key, dry_run)
+            return int(found)
+
+
+def _wants_node_ports(spec: dict[str, Any]) -> bool:
+    kind = spec.get("type") or "ClusterIP"
+    if kind == "NodePort":
+        return True
+    return kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is not False
 
 
 def _key(svc: Obj) -> str:
     meta = svc.get("metadata") or {}
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
+
+
+def _node_ports(svc: Obj) -> list[int]:
+    spec = svc.get("spec") or {}
+    out: list[int] = []
+    for port in spec.get("ports") or []:
+        value = port.get("nodePort") if isinstance(port, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value and value not in out:
+            out.append(value)
+    return out
 
 
 def _cluster_ips(svc: Obj) -> list[str]:
@@ -251,10 +345,14 @@ def _cluster_ips(svc: Obj) -> list[str]:
 
 class ServiceClusterIPAllocation:
     """Mutating admission for ``services``: IP family fields and cluster IPs at create
-    (and when an ExternalName Service becomes one that needs an address)."""
+    (and when an ExternalName Service becomes one that needs an address), node ports for
+    NodePort and LoadBalancer Services at create and update."""
 
-    def __init__(self, allocator: ClusterIPAllocator) -> None:
+    def __init__(
+        self, allocator: ClusterIPAllocator, node_ports: NodePortAllocator | None = None
+    ) -> None:
         self.allocator = allocator
+        self.node_ports = node_ports
 
     async def admit(self, a: Attributes) -> None:
         if a.info.group or a.info.plural != "services" or a.subresource:
@@ -262,26 +360,94 @@ class ServiceClusterIPAllocation:
         if a.operation == "DELETE":
             if not a.dry_run:
                 self.allocator.settle(f"{a.namespace}/{a.name}")
+                if self.node_ports is not None:
+                    self.node_ports.settle(f"{a.namespace}/{a.name}")
             return
-        if a.obj is None:
+        if a.obj is None or a.operation not in ("CREATE", "UPDATE"):
             return
         spec = a.obj.get("spec")
         if not isinstance(spec, dict) or spec.get("type", "ClusterIP") == "ExternalName":
             return
-        if a.operation == "UPDATE":
-            old_spec = (a.old or {}).get("spec") or {}
-            if old_spec.get("type", "ClusterIP") != "ExternalName":
-                # The strategy carries allocated values over; clusterIPs[0] is immutable.
-                return
-        elif a.operation != "CREATE":
-            return
         name = a.name or (a.obj.get("metadata") or {}).get("name") or ""
         key = f"{a.namespace}/{name}"
-        self._normalize(spec)
-        errors = self._init_families(spec)
-        if errors:
-            raise invalid_error(kind="Service", group="", name=name, errors=errors)
-        await self._allocate(spec, key=key, name=name, dry_run=a.dry_run)
+        old_spec = ((a.old or {}).get("spec") or {}) if a.operation == "UPDATE" else None
+        allocated: list[str] = []
+        # On update the strategy carries allocated addresses over (clusterIPs[0] is
+        # immutable); only an ExternalName Service turning into another type needs some.
+        if old_spec is None or old_spec.get("type", "ClusterIP") == "ExternalName":
+            self._normalize(spec)
+            errors = self._init_families(spec)
+            if errors:
+                raise invalid_error(kind="Service", group="", name=name, errors=errors)
+            allocated = await self._allocate(spec, key=key, name=name, dry_run=a.dry_run)
+        try:
+            if self.node_ports is not None and _wants_node_ports(spec):
+                await self._allocate_node_ports(
+                    spec, old_spec, key=key, name=name, dry_run=a.dry_run
+                )
+        except BaseException:
+            # upstream reverts the whole transaction: no address stays half-allocated.
+            for ip in allocated:
+                self.allocator.release(ip)
+            raise
+
+    async def _allocate_node_ports(
+        self,
+        spec: dict[str, Any],
+        old_spec: dict[str, Any] | None,
+        *,
+        key: str,
+        name: str,
+        dry_run: bool,
+    ) -> None:
+        """upstream ``initNodePorts``/``updateNodePorts``: a requested port must be in range
+        and free; a port the Service already had (same port and protocol on update) is
+        kept; the rest get the next free port."""
+        assert self.node_ports is not None
+        ours: dict[tuple[Any, Any], int] = {}
+        owned: set[int] = set()
+        if old_spec is not None and _wants_node_ports(old_spec):
+            for port in old_spec.get("ports") or []:
+                if isinstance(port, dict) and port.get("nodePort"):
+                    ours[(port.get("port"), port.get("protocol") or "TCP")] = port["nodePort"]
+                    owned.add(port["nodePort"])
+        taken_here: list[int] = []
+        try:
+            for i, port in enumerate(spec.get("ports") or []):
+                if not isinstance(port, dict):
+                    continue
+                wanted = port.get("nodePort") or 0
+                if not isinstance(wanted, int) or isinstance(wanted, bool):
+                    continue  # the strategy's validation reports the type
+                if not wanted:
+                    previous = ours.get((port.get("port"), port.get("protocol") or "TCP"))
+                    if previous:
+                        port["nodePort"] = previous
+                        continue
+                elif wanted in owned or wanted in taken_here:
+                    continue
+                try:
+                    port["nodePort"] = await self.node_ports.allocate(
+                        wanted, key=key, dry_run=dry_run
+                    )
+                except ValueError as e:
+                    raise invalid_error(
+                        kind="Service",
+                        group="",
+                        name=name,
+                        errors=[
+                            invalid(
+                                FieldPath("spec.ports").index(i).child("nodePort"), wanted, str(e)
+                            )
+                        ],
+                    ) from None
+                taken_here.append(port["nodePort"])
+        except BaseException:
+            if not dry_run:
+                for value in taken_here:
+                    if value not in owned:
+                        self.node_ports.release(str(value))
+            raise
 
     async def validate(self, a: Attributes) -> None:
         return None
@@ -373,12 +539,15 @@ class ServiceClusterIPAllocation:
         spec["ipFamilies"] = families
         return []
 
-    async def _allocate(self, spec: dict[str, Any], *, key: str, name: str, dry_run: bool) -> None:
+    async def _allocate(
+        self, spec: dict[str, Any], *, key: str, name: str, dry_run: bool
+    ) -> list[str]:
+        """Allocate the cluster IPs; the addresses newly reserved (for a later revert)."""
         ips: list[str] = list(spec.get("clusterIPs") or [])
         if ips and ips[0] == "None":
             spec["clusterIP"] = "None"
             spec["clusterIPs"] = ["None"]
-            return
+            return []
         families: list[str] = spec["ipFamilies"]
         while len(ips) < len(families):
             ips.append("")
@@ -413,3 +582,4 @@ class ServiceClusterIPAllocation:
         spec["clusterIP"] = ips[0]
         if not dry_run:
             log.debug("Allocated cluster IPs %s to Service %s.", ", ".join(ips), key)
+        return [] if dry_run else done
