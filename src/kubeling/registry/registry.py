@@ -23,7 +23,11 @@ from kubeling.registry import bootstrap as bootstrapping
 from kubeling.registry import codec, subresources
 from kubeling.registry.admission import Chain, default_chain
 from kubeling.registry.plugins.resize import PersistentVolumeClaimResize
-from kubeling.registry.plugins.services import ClusterIPAllocator, ServiceClusterIPAllocation
+from kubeling.registry.plugins.services import (
+    ClusterIPAllocator,
+    NodePortAllocator,
+    ServiceClusterIPAllocation,
+)
 from kubeling.registry.plugins.storage import storage_plugins
 from kubeling.registry.store import Deps, NamespaceStore, ResourceStore
 from kubeling.registry.strategy import Strategy
@@ -68,7 +72,8 @@ class Registry:
             self.admission.plugins.extend(storage_plugins(self._object_list))
             self.admission.plugins.append(
                 ServiceClusterIPAllocation(
-                    ClusterIPAllocator(lister=self._object_list, lookup=self._object_lookup)
+                    ClusterIPAllocator(lister=self._object_list, lookup=self._object_lookup),
+                    NodePortAllocator(lister=self._object_list, lookup=self._object_lookup),
                 )
             )
         self._deps = Deps(
