@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kubeling.machinery import resources as r
-from kubeling.machinery.errors import BadRequest, Gone, Invalid
+from kubeling.machinery.errors import BadRequest, Gone, Invalid, Timeout
 from kubeling.registry import store as store_mod
 from kubeling.registry.registry import Registry
 from kubeling.storage.memory import MemoryBackend
@@ -169,6 +169,57 @@ async def test_list_match_without_resource_version_is_invalid(registry: Registry
     )
 
 
+@pytest.fixture
+async def impatient(backend: MemoryBackend, clock: FakeClock) -> AsyncIterator[Registry]:
+    """A registry that does not wait for the store to reach a future resourceVersion."""
+    reg = await Registry.open(backend=backend, clock=clock, fresh_wait=0)
+    await reg.bootstrap()
+    yield reg
+    await reg.close()
+
+
+@pytest.mark.parametrize("match", ["", "NotOlderThan", "Exact"])
+async def test_list_future_resource_version_is_too_large(
+    impatient: Registry, backend: MemoryBackend, match: str
+) -> None:
+    current = await backend.current_revision()
+    with pytest.raises(Timeout) as e:
+        await impatient.store(r.CONFIGMAPS).list(
+            namespace="default",
+            resource_version=str(current + 10),
+            resource_version_match=match,
+        )
+    assert e.value.to_status() == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"Timeout: Too large resource version: {current + 10}, current: {current}",
+        "reason": "Timeout",
+        "details": {
+            "causes": [
+                {"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}
+            ],
+            "retryAfterSeconds": 1,
+        },
+        "code": 504,
+    }
+
+
+async def test_list_future_resource_version_waits_for_the_store(
+    registry: Registry, backend: MemoryBackend
+) -> None:
+    current = await backend.current_revision()
+    listing = asyncio.ensure_future(
+        registry.store(r.CONFIGMAPS).list(namespace="default", resource_version=str(current + 2))
+    )
+    await make(registry, "a")
+    assert not listing.done()
+    await make(registry, "b")
+    got = await asyncio.wait_for(listing, timeout=5)
+    assert names(got) == ["a", "b"]
+
+
 # -- watch -----------------------------------------------------------------------------------
 
 
@@ -307,3 +358,32 @@ def test_continue_round_trip() -> None:
         7,
         "/registry/core/configmaps/default/b",
     )
+
+
+async def test_watch_list_from_future_resource_version_is_too_large(
+    impatient: Registry, backend: MemoryBackend
+) -> None:
+    current = await backend.current_revision()
+    events = impatient.store(r.CONFIGMAPS).watch(
+        namespace="default", resource_version=str(current + 5), send_initial_events=True
+    )
+    with pytest.raises(Timeout) as e:
+        await next_event(events)
+    assert e.value.message == (
+        f"Timeout: Too large resource version: {current + 5}, current: {current}"
+    )
+
+
+async def test_watch_from_future_resource_version_waits_for_it(
+    impatient: Registry, backend: MemoryBackend
+) -> None:
+    # upstream's cacher establishes a plain watch at once; events after the revision come.
+    current = await backend.current_revision()
+    events = impatient.store(r.CONFIGMAPS).watch(
+        namespace="default", resource_version=str(current + 2)
+    )
+    first = asyncio.ensure_future(next_event(events))
+    await make(impatient, "a", "b", "c")
+    etype, obj = await first
+    assert (etype, obj["metadata"]["name"]) == ("ADDED", "c")
+    await events.aclose()  # type: ignore[attr-defined]

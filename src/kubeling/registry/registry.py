@@ -29,7 +29,7 @@ from kubeling.registry.plugins.services import (
     ServiceClusterIPAllocation,
 )
 from kubeling.registry.plugins.storage import storage_plugins
-from kubeling.registry.store import Deps, NamespaceStore, ResourceStore
+from kubeling.registry.store import FRESH_WAIT, Deps, NamespaceStore, ResourceStore
 from kubeling.registry.strategy import Strategy
 from kubeling.storage.interface import Backend
 
@@ -61,6 +61,7 @@ class Registry:
         strategy_for: Callable[[ResourceInfo], Strategy],
         bookmark_interval: float,
         admission: Chain | None = None,
+        fresh_wait: float = FRESH_WAIT,
     ) -> None:
         self.backend = backend
         self.clock = clock
@@ -82,6 +83,7 @@ class Registry:
             admission=self.admission,
             bookmark_interval=bookmark_interval,
             subresource_factory=self._make_subresource,
+            fresh_wait=fresh_wait,
         )
         self._subresource_classes: dict[str, type[subresources.Subresource]] = {}
         self._stores: dict[ResourceInfo, ResourceStore] = {}
@@ -97,13 +99,15 @@ class Registry:
         strategy_for: Callable[[ResourceInfo], Strategy] | None = None,
         bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL,
         admission: Chain | None = None,
+        fresh_wait: float = FRESH_WAIT,
     ) -> Registry:
         """A registry over an already started ``backend``.
 
         ``strategy_for`` defaults to ``registry.catalog.strategy_for``; ``bookmark_interval``
         is the seconds of quiet (event-loop time) after which a watch that allows bookmarks
         gets one; ``admission`` replaces the default chain (NamespaceLifecycle and the
-        namespace name label).
+        namespace name label); ``fresh_wait`` is how long a read at a resourceVersion the
+        store has not reached waits for it before the 504 (upstream's 3 s).
         """
         return cls(
             backend=backend,
@@ -112,6 +116,7 @@ class Registry:
             strategy_for=strategy_for or _catalog_strategy,
             bookmark_interval=bookmark_interval,
             admission=admission,
+            fresh_wait=fresh_wait,
         )
 
     def resources(self) -> tuple[ResourceInfo, ...]:

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import binascii
 import builtins
+import contextlib
 import copy
 import logging
 import uuid
@@ -36,6 +37,7 @@ from kubeling.machinery import schema as schemas
 from kubeling.machinery.errors import (
     AlreadyExists,
     BadRequest,
+    Cause,
     Conflict,
     Gone,
     Invalid,
@@ -107,6 +109,24 @@ _RETURNS_DELETED_OBJECT: Final = frozenset(
 )
 
 
+FRESH_WAIT: Final = 3.0
+"""upstream's watch cache ``blockTimeout``: how long a read at a resourceVersion the store has
+not reached yet waits for it before the 504 ``Too large resource version``."""
+_TOO_LARGE_CAUSE: Final = Cause(
+    reason="ResourceVersionTooLarge", message="Too large resource version", field=""
+)
+
+
+def too_large_resource_version(requested: int, current: int) -> Timeout:
+    """upstream ``storage.NewTooLargeResourceVersionError``: a ``NewTimeoutError`` (504,
+    ``Timeout: `` before the text, retry after a second) with the cause clients test for."""
+    return Timeout(
+        f"Timeout: Too large resource version: {requested}, current: {current}",
+        causes=(_TOO_LARGE_CAUSE,),
+        retry_after_seconds=1,
+    )
+
+
 class ExpiredContinue(Gone):
     """A 410 for a compacted continue token; its Status carries ``metadata.continue``."""
 
@@ -139,11 +159,13 @@ class Deps:
         admission: Chain,
         bookmark_interval: float,
         subresource_factory: Callable[[ResourceStore, str], Subresource] | None = None,
+        fresh_wait: float = FRESH_WAIT,
     ) -> None:
         self.backend = backend
         self.clock = clock
         self.admission = admission
         self.bookmark_interval = bookmark_interval
+        self.fresh_wait = fresh_wait
         self.subresource_factory = subresource_factory
 
 
@@ -382,10 +404,7 @@ class ResourceStore:
                     raise self._expired_continue(start_after, prefix) from None
                 raise Gone(_EXPIRED_LIST_MSG) from None
             except FutureRevision as e:
-                raise Timeout(
-                    f"Too large resource version: {e.requested}, current: {e.current}",
-                    retry_after_seconds=1,
-                ) from None
+                raise too_large_resource_version(e.requested, e.current) from None
             # Later pages of this list must come from the same revision.
             read_revision = result.revision
             for kv in result.items:
@@ -434,10 +453,32 @@ class ResourceStore:
         if exact:
             return rv, ""
         if rv > current:
-            raise Timeout(
-                f"Too large resource version: {rv}, current: {current}", retry_after_seconds=1
-            )
+            await self.wait_until_fresh(rv, current=current)
         return 0, ""
+
+    async def wait_until_fresh(self, rv: int, *, current: int) -> None:
+        """upstream ``waitUntilFreshAndBlock``: a read at a resourceVersion newer than the
+        store waits up to ``fresh_wait`` seconds for the store to reach it (another writer
+        may be about to), then answers ``too_large_resource_version``."""
+        wait = self._deps.fresh_wait
+        if wait > 0:
+            events = aiter(self._backend.watch("", after_revision=current))
+            try:
+                async with asyncio.timeout(wait):
+                    async for event in events:
+                        if event.kv.mod_revision >= rv:
+                            return
+            except (TimeoutError, StoreClosed, WatchLagging, Compacted):
+                pass
+            finally:
+                aclose = getattr(events, "aclose", None)
+                if aclose is not None:
+                    with contextlib.suppress(Exception):
+                        await aclose()
+            current = await self._backend.current_revision()
+            if rv <= current:
+                return
+        raise too_large_resource_version(rv, current)
 
     def _expired_continue(self, start_after: str, prefix: str) -> Gone:
         """upstream ``handleCompactedErrorForPaging``: 410 with a token (rv -1) that goes on
@@ -493,6 +534,13 @@ class ResourceStore:
         initial = resource_version in ("", "0") and send_initial_events is not False
         if send_initial_events and resource_version not in ("", "0"):
             initial = True
+            # upstream's cacher waits for a watch list to be at least as fresh as asked (an
+            # ERROR event after the wait); a plain watch from a future resourceVersion is
+            # established at once and simply waits for the store to get there.
+            rv = int(resource_version)
+            current = await self._backend.current_revision()
+            if rv > current:
+                await self.wait_until_fresh(rv, current=current)
         start: int
         if initial:
             result = await self._backend.list(prefix)
