@@ -287,3 +287,70 @@ async def test_termination_message_reaches_the_status(
         assert term["message"] == message
     finally:
         await k.stop()
+
+
+@requires_root
+@requires_runc
+async def test_pre_stop_runs_before_the_container_is_stopped(env: Env, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    k = env.kubelet()
+    await k.start()
+    try:
+        await env.create_pod(
+            "hooked",
+            {
+                "command": ["sleep", "3600"],
+                "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "echo bye > /out/x"]}}},
+                "volumeMounts": [{"name": "out", "mountPath": "/out"}],
+            },
+            volumes=[{"name": "out", "hostPath": {"path": str(shared)}}],
+            terminationGracePeriodSeconds=5,
+        )
+
+        async def running() -> bool:
+            return "running" in ((await env.container("hooked")).get("state") or {})
+
+        await wait_until(running, 20, what="running")
+        await env.client.delete(PODS, name="hooked", namespace="default")
+
+        async def deleted() -> bool:
+            try:
+                await env.client.get(PODS, name="hooked", namespace="default")
+            except NotFound:
+                return True
+            return False
+
+        await wait_until(deleted, 20, what="deleted")
+        assert (shared / "x").read_text() == "bye\n"
+    finally:
+        await k.stop()
+
+
+@requires_root
+@requires_runc
+async def test_failed_post_start_hook_kills_the_container(env: Env) -> None:
+    k = env.kubelet()
+    await k.start()
+    try:
+        await env.create_pod(
+            "post",
+            {
+                "command": ["sleep", "3600"],
+                "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "exit 1"]}}},
+            },
+        )
+
+        async def restarted() -> bool:
+            return int((await env.container("post")).get("restartCount", 0)) >= 1
+
+        await wait_until(restarted, 30, what="a restart after the failed hook")
+        await k.recorder.flush()
+        from kubeling.machinery.resources import EVENTS
+
+        events = (await env.client.list(EVENTS, namespace="default"))["items"]
+        assert ("FailedPostStartHook", "PostStartHook failed") in {
+            (e["reason"], e["message"]) for e in events
+        }
+    finally:
+        await k.stop()

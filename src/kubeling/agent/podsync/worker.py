@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import json
 import logging
 import os
 import time
@@ -732,6 +733,75 @@ class PodWorker:
         self.k.recorder.event(self.pod, NORMAL, "Started", f"Started container {name}")
         self._generation[name] = self._generation.get(name, 0) + 1
         self._after_start(name)
+        post_start = (c.get("lifecycle") or {}).get("postStart")
+        if post_start:
+            # As the kubelet: the start is not done until the hook is; a failed hook kills
+            # the container (the message stays out of the event: it may carry secrets).
+            error = await self._run_hook(name, post_start, self.grace())
+            if error is not None:
+                log.info(
+                    "postStart hook of %s/%s %s failed: %s", self.namespace, self.name, name, error
+                )
+                self.k.recorder.event(
+                    self.pod, WARNING, "FailedPostStartHook", "PostStartHook failed"
+                )
+                await self.sandbox.stop_container(name, grace_seconds=self.grace())
+
+    # --- lifecycle hooks -------------------------------------------------------------------
+
+    async def _run_hook(self, name: str, hook: Obj, limit: float) -> str | None:
+        """Run a postStart/preStop handler; None when it worked, else upstream's text."""
+        pod_ref = self._pod_ref()
+        try:
+            async with asyncio.timeout(max(limit, 1.0)):
+                if "exec" in hook:
+                    if not self.k.node.runtime.runs_processes:
+                        return None  # nothing to run a command in (simulated runtime)
+                    argv = list((hook["exec"] or {}).get("command") or [])
+                    code, output = await self._exec_probe(name, argv, max(limit, 1.0))
+                    if code == 0:
+                        return None
+                    return (
+                        f"Exec lifecycle hook ([{' '.join(argv)}]) for Container {json.dumps(name)}"
+                        f" in Pod {json.dumps(pod_ref)} failed - error: command "
+                        f"'{' '.join(argv)}' exited with {code}: , message: "
+                        f"{json.dumps(output.decode(errors='replace'))}"
+                    )
+                if "httpGet" in hook:
+                    ok, text = await run_probe(
+                        {"httpGet": hook["httpGet"], "timeoutSeconds": max(int(limit), 1)},
+                        container=self._container_spec(name),
+                        pod_ip=self.sandbox.ip if self.sandbox and self.sandbox.ip else "",
+                        pod_reachable=self.k.node.runtime.runs_processes,
+                        exec_fn=None,
+                    )
+                    if ok:
+                        return None
+                    path = (hook["httpGet"] or {}).get("path") or "/"
+                    return (
+                        f"Http lifecycle hook ({path}) for Container {json.dumps(name)} in Pod "
+                        f"{json.dumps(pod_ref)} failed - error: {text}"
+                    )
+                if "sleep" in hook:
+                    await asyncio.sleep(float((hook["sleep"] or {}).get("seconds") or 0))
+                    return None
+        except TimeoutError:
+            return f"lifecycle hook for Container {json.dumps(name)} timed out"
+        except AgentError as exc:
+            return str(exc)
+        return None
+
+    async def _stop_with_pre_stop(self, name: str, grace: float) -> None:
+        """preStop within the grace period, then SIGTERM with what is left (at least 2 s)."""
+        assert self.sandbox is not None
+        pre_stop = (self._container_spec(name).get("lifecycle") or {}).get("preStop")
+        if pre_stop and grace > 0:
+            began = time.monotonic()
+            error = await self._run_hook(name, pre_stop, grace)
+            if error is not None:
+                self.k.recorder.event(self.pod, WARNING, "FailedPreStopHook", error)
+            grace = max(grace - (time.monotonic() - began), 2.0)
+        await self.sandbox.stop_container(name, grace_seconds=grace)
 
     def _after_start(self, name: str) -> None:
         """Watch for the exit; start the container's probes."""
@@ -912,8 +982,7 @@ class PodWorker:
             for name in running:
                 self.k.recorder.event(self.pod, NORMAL, "Killing", f"Stopping container {name}")
             await asyncio.gather(
-                *(self.sandbox.stop_container(n, grace_seconds=grace) for n in running),
-                return_exceptions=True,
+                *(self._stop_with_pre_stop(n, grace) for n in running), return_exceptions=True
             )
         try:
             await teardown_pod(
