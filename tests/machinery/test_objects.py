@@ -205,3 +205,31 @@ def test_set_condition_keeps_other_conditions_and_extra_keys() -> None:
     assert objects.get_condition(out, "Ready") == out[1]
     assert objects.get_condition(out, "Nope") is None
     assert [c["type"] for c in objects.remove_condition(out, "Initialized")] == ["Ready"]
+
+
+def _pod(status: str | None, since: str | None = None) -> dict[str, Any]:
+    cond: dict[str, Any] = {"type": "Ready", "status": status}
+    if since is not None:
+        cond["lastTransitionTime"] = since
+    return {"status": {"conditions": [cond]} if status is not None else {}}
+
+
+@pytest.mark.parametrize(
+    ("pod", "min_ready", "ready", "available"),
+    [
+        pytest.param(_pod(None), 0, False, False, id="no-ready-condition"),
+        pytest.param(_pod("False", "2026-01-01T00:00:00Z"), 0, False, False, id="not-ready"),
+        pytest.param(_pod("True"), 0, True, True, id="ready-no-min"),
+        pytest.param(_pod("True", "2026-01-01T00:00:00Z"), 10, True, True, id="long-enough"),
+        pytest.param(_pod("True", "2026-01-01T00:00:55Z"), 10, True, False, id="too-recently"),
+        pytest.param(_pod("True", "2026-01-01T00:00:50Z"), 10, True, False, id="exactly-min"),
+        pytest.param(_pod("True"), 10, True, False, id="no-transition-time"),
+        pytest.param(_pod("True", "yesterday"), 10, True, False, id="unreadable-time"),
+    ],
+)
+def test_is_pod_available_needs_ready_for_longer_than_min_ready_seconds(
+    pod: dict[str, Any], min_ready: int, ready: bool, available: bool
+) -> None:
+    now = datetime(2026, 1, 1, 0, 1, 0, tzinfo=UTC)
+    assert objects.is_pod_ready(pod) is ready
+    assert objects.is_pod_available(pod, min_ready_seconds=min_ready, now=now) is available

@@ -11,6 +11,7 @@ from kubeling.machinery.quantity import (
     canonicalize,
     parse_quantity,
     parse_quantity_or_bad_request,
+    parse_quantity_or_none,
 )
 
 
@@ -83,3 +84,21 @@ def test_error_message_quotes_upstream_regex() -> None:
     )
     with pytest.raises(BadRequest):
         parse_quantity_or_bad_request("1Q")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("1Gi", "1Gi", id="string"),
+        pytest.param(3, "3", id="integer"),
+        pytest.param(None, None, id="absent"),
+        pytest.param(True, None, id="boolean"),
+        pytest.param({"x": 1}, None, id="map"),
+        pytest.param("1 Gi", None, id="unparseable"),
+    ],
+)
+def test_parse_quantity_or_none_returns_none_for_what_does_not_parse(
+    value: object, expected: str | None
+) -> None:
+    q = parse_quantity_or_none(value)
+    assert (q.canonical() if q is not None else None) == expected

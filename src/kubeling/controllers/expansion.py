@@ -33,7 +33,7 @@ from kubeling.client.interface import Client
 from kubeling.controllers.provisioner import ANN_PROVISIONED_BY, PROVISIONER
 from kubeling.machinery import objects
 from kubeling.machinery.errors import NotFound, RetryableError
-from kubeling.machinery.quantity import Quantity, QuantityError, parse_quantity
+from kubeling.machinery.quantity import Quantity, parse_quantity_or_none
 from kubeling.machinery.resources import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES
 from kubeling.machinery.types import Obj
 
@@ -56,21 +56,14 @@ FS_RESIZE_PENDING_MESSAGE: Final = (
 EXTERNAL_EXPANDING_MESSAGE: Final = "waiting for an external controller to expand this PVC"
 
 
-def _quantity(value: object) -> Quantity | None:
-    if value is None:
-        return None
-    try:
-        return parse_quantity(value)  # type: ignore[arg-type]
-    except (QuantityError, TypeError, ValueError):
-        return None
-
-
 def requested_size(claim: Obj) -> Quantity | None:
-    return _quantity(objects.get_path(claim, ("spec", "resources", "requests", "storage")))
+    return parse_quantity_or_none(
+        objects.get_path(claim, ("spec", "resources", "requests", "storage"))
+    )
 
 
 def capacity_size(claim: Obj) -> Quantity | None:
-    return _quantity(objects.get_path(claim, ("status", "capacity", "storage")))
+    return parse_quantity_or_none(objects.get_path(claim, ("status", "capacity", "storage")))
 
 
 def needs_expansion(claim: Obj) -> bool:
@@ -143,7 +136,7 @@ class VolumeExpansionController(Controller):
         request_text = str(objects.get_path(claim, ("spec", "resources", "requests", "storage")))
         pv_name = objects.name(pv)
         status = claim.get("status") or {}
-        allocated = _quantity((status.get("allocatedResources") or {}).get("storage"))
+        allocated = parse_quantity_or_none((status.get("allocatedResources") or {}).get("storage"))
         state = (status.get("allocatedResourceStatuses") or {}).get("storage")
         if allocated != request or state not in (
             CONTROLLER_RESIZE_IN_PROGRESS,
@@ -157,7 +150,9 @@ class VolumeExpansionController(Controller):
         if state == CONTROLLER_RESIZE_IN_PROGRESS:
             # The controller-side resize: a directory has no size to change; the volume
             # object records the new capacity.
-            pv_capacity = _quantity(objects.get_path(pv, ("spec", "capacity", "storage")))
+            pv_capacity = parse_quantity_or_none(
+                objects.get_path(pv, ("spec", "capacity", "storage"))
+            )
             if pv_capacity is None or pv_capacity < request:
                 pv = objects.deep_copy(pv)
                 pv["spec"].setdefault("capacity", {})["storage"] = request_text

@@ -29,7 +29,12 @@ from kubeling.client.informer import Informer, object_key, split_key
 from kubeling.client.interface import Client
 from kubeling.machinery import objects
 from kubeling.machinery.errors import Conflict, Forbidden, Invalid, NotFound, StatusError
-from kubeling.machinery.objects import deep_copy
+from kubeling.machinery.objects import (
+    deep_copy,
+    is_pod_available,
+    is_pod_ready,
+    pod_ready_condition,
+)
 from kubeling.machinery.resources import PODS, REPLICASETS
 from kubeling.machinery.selectors import LabelSelector, label_selector_from_object
 from kubeling.machinery.types import Obj, ResourceInfo
@@ -46,29 +51,6 @@ POD_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 
 
 # --- pod helpers (shared with the Deployment controller) -------------------------------------
-
-
-def pod_ready_condition(pod: Obj) -> Obj | None:
-    return objects.get_condition((pod.get("status") or {}).get("conditions"), "Ready")
-
-
-def is_pod_ready(pod: Obj) -> bool:
-    cond = pod_ready_condition(pod)
-    return cond is not None and cond.get("status") == "True"
-
-
-def is_pod_available(pod: Obj, min_ready_seconds: int, now: datetime) -> bool:
-    """upstream ``podutil.IsPodAvailable``: Ready, and Ready for longer than minReadySeconds."""
-    cond = pod_ready_condition(pod)
-    if cond is None or cond.get("status") != "True":
-        return False
-    if min_ready_seconds <= 0:
-        return True
-    since = cond.get("lastTransitionTime")
-    if not since:
-        return False
-    elapsed = (now - objects.parse_rfc3339(since)).total_seconds()
-    return elapsed > min_ready_seconds
 
 
 def is_pod_active(pod: Obj) -> bool:
@@ -635,7 +617,7 @@ def calculate_status(
             fully += 1
         if is_pod_ready(pod):
             ready += 1
-            if is_pod_available(pod, min_ready, now):
+            if is_pod_available(pod, min_ready_seconds=min_ready, now=now):
                 available += 1
     current = rs.get("status") or {}
     status: Obj = {"replicas": len(filtered)}

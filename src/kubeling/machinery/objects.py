@@ -15,7 +15,7 @@ No ``from __future__ import annotations`` here: the module exports a function na
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -294,3 +294,36 @@ def set_condition(
 
 def remove_condition(conditions: Sequence[Obj] | None, type_: str) -> list[Obj]:
     return [c for c in conditions or () if not (isinstance(c, dict) and c.get("type") == type_)]
+
+
+# -- pods ----------------------------------------------------------------------------------
+
+
+def pod_ready_condition(pod: Obj) -> Obj | None:
+    """The pod's ``Ready`` condition (``podutil.GetPodReadyCondition``)."""
+    status = pod.get("status")
+    return get_condition(status.get("conditions") if isinstance(status, dict) else None, "Ready")
+
+
+def is_pod_ready(pod: Obj) -> bool:
+    """``podutil.IsPodReady``: the ``Ready`` condition is ``True``."""
+    cond = pod_ready_condition(pod)
+    return cond is not None and cond.get("status") == "True"
+
+
+def is_pod_available(pod: Obj, *, min_ready_seconds: int, now: datetime) -> bool:
+    """``podutil.IsPodAvailable``: Ready, and Ready for longer than ``minReadySeconds``.
+
+    A Ready condition without a readable ``lastTransitionTime`` counts as not available
+    yet (upstream's zero time does the same), rather than failing the caller's sync.
+    """
+    cond = pod_ready_condition(pod)
+    if cond is None or cond.get("status") != "True":
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    try:
+        since = parse_rfc3339(str(cond.get("lastTransitionTime") or ""))
+    except ValueError:
+        return False
+    return since + timedelta(seconds=min_ready_seconds) < now

@@ -187,6 +187,17 @@ def parse_quantity(text: str | int | float) -> Quantity:
     return Quantity(value, fmt)
 
 
+def parse_quantity_or_none(value: object) -> Quantity | None:
+    """The parsed quantity, or None when ``value`` is absent, not of a quantity's JSON type,
+    or does not parse: for readers of objects whose decoding already reported bad values."""
+    if not isinstance(value, str | int | float):
+        return None
+    try:
+        return parse_quantity(value)
+    except ValueError:  # QuantityError, or a number Fraction cannot hold
+        return None
+
+
 def parse_quantity_or_bad_request(text: str | int | float) -> Quantity:
     """``parse_quantity`` raising ``BadRequest`` with upstream's text instead."""
     try:

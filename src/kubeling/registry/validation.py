@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from kubeling.machinery import field as f
 from kubeling.machinery.field import FieldError, Path
-from kubeling.machinery.quantity import Quantity, QuantityError, parse_quantity
+from kubeling.machinery.quantity import Quantity, parse_quantity_or_none
 from kubeling.machinery.selectors import regex_error
 
 # -- message builders ------------------------------------------------------------------------
@@ -326,12 +326,7 @@ def validate_immutable(new: Any, old: Any, path: Path) -> list[FieldError]:
 
 def quantity(value: Any) -> Quantity | None:
     """The parsed quantity, or None when absent or unparseable (decoding reports those)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return parse_quantity(value)
-    except QuantityError:
-        return None
+    return parse_quantity_or_none(value)
 
 
 def validate_quantity(value: Any, path: Path) -> list[FieldError]:

@@ -39,7 +39,6 @@ from kubeling.controllers.statefulset.utils import (
     is_created,
     is_healthy,
     is_member_of,
-    is_ready,
     is_running_and_ready,
     is_terminating,
     max_unavailable_of,
@@ -172,7 +171,7 @@ class StatefulSetController(Controller):
             self.enqueue(key)
             sts = self.sets.peek(key)
             min_ready = int(spec_of(sts or {}).get("minReadySeconds") or 0)
-            if min_ready > 0 and not is_ready(old) and is_ready(new):
+            if min_ready > 0 and not o.is_pod_ready(old) and o.is_pod_ready(new):
                 # Upstream adds a second: readiness times are whole seconds.
                 self.enqueue_after(key, float(min_ready + 1))
             return

@@ -13,7 +13,7 @@ import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from kubeling.controllers import history
@@ -161,31 +161,15 @@ def is_terminating(pod: Obj) -> bool:
     return o.deletion_timestamp(pod) is not None
 
 
-def _ready_condition(pod: Obj) -> Obj | None:
-    return o.get_condition((pod.get("status") or {}).get("conditions"), "Ready")
-
-
-def is_ready(pod: Obj) -> bool:
-    cond = _ready_condition(pod)
-    return cond is not None and cond.get("status") == "True"
-
-
 def is_running_and_ready(pod: Obj) -> bool:
-    return phase(pod) == "Running" and is_ready(pod)
+    return phase(pod) == "Running" and o.is_pod_ready(pod)
 
 
 def is_available(pod: Obj, min_ready_seconds: int, now: datetime | None = None) -> bool:
-    """``podutil.IsPodAvailable``: Ready, and for longer than ``minReadySeconds``."""
-    if not is_ready(pod):
-        return False
-    if min_ready_seconds <= 0:
-        return True
-    cond = _ready_condition(pod) or {}
-    try:
-        since = o.parse_rfc3339(str(cond.get("lastTransitionTime") or ""))
-    except ValueError:
-        return False
-    return since + timedelta(seconds=min_ready_seconds) < (now or datetime.now(UTC))
+    """``podutil.IsPodAvailable`` at ``now`` (the current time by default)."""
+    return o.is_pod_available(
+        pod, min_ready_seconds=min_ready_seconds, now=now or datetime.now(UTC)
+    )
 
 
 def is_healthy(pod: Obj) -> bool:

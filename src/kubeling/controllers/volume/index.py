@@ -28,7 +28,7 @@ from fractions import Fraction
 from typing import Any, Final
 
 from kubeling.machinery import objects as o
-from kubeling.machinery.quantity import QuantityError, parse_quantity
+from kubeling.machinery.quantity import parse_quantity_or_none
 from kubeling.machinery.selectors import SelectorError, label_selector_from_object
 from kubeling.machinery.types import Obj
 
@@ -125,19 +125,15 @@ def quantity_value(text: Any) -> Fraction | None:
         return None
     if isinstance(text, str):
         return _parsed(text)
-    try:
-        return parse_quantity(text).value
-    except (QuantityError, ValueError, TypeError):
-        return None
+    q = parse_quantity_or_none(text)
+    return q.value if q is not None else None
 
 
 @functools.lru_cache(maxsize=4096)
 def _parsed(text: str) -> Fraction | None:
     # sizes repeat (every sync re-reads the same few "1Gi"s): parse each text once
-    try:
-        return parse_quantity(text).value
-    except (QuantityError, ValueError, TypeError):
-        return None
+    q = parse_quantity_or_none(text)
+    return q.value if q is not None else None
 
 
 def volume_capacity(volume: Obj) -> Fraction | None:
