@@ -207,3 +207,65 @@ async def test_endpointslice_deleted_with_service(
     await _until(api, "web", lambda s: len(s) == 1, "a slice")
     await api.client.delete(SERVICES, name="web", namespace="default")
     await _until(api, "web", lambda s: not s, "no slices")
+
+
+async def test_endpointslice_mirroring_selectorless_service(api: Api) -> None:
+    from kubeling.controllers.endpointslice import (
+        MIRRORING_CONTROLLER_NAME,
+        build_mirroring,
+    )
+    from kubeling.machinery.resources import ENDPOINTS
+
+    await api.start(build_mirroring(api.ctx))
+    await create_service(api.client, service("ext-db", ports=[{"name": "pg", "port": 5432}]))
+    manual = {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "ext-db", "labels": {"team": "db"}},
+        "subsets": [
+            {
+                "addresses": [{"ip": "10.1.0.5", "hostname": "primary"}],
+                "notReadyAddresses": [{"ip": "10.1.0.6"}],
+                "ports": [{"name": "pg", "port": 5432}],
+            }
+        ],
+    }
+    ep = await api.client.create(ENDPOINTS, manual, namespace="default")
+    slices = await _until(api, "ext-db", lambda s: len(_endpoints(s)) == 2, "mirrored endpoints")
+    es = slices[0]
+    assert es["metadata"]["labels"] == {
+        "team": "db",
+        SERVICE_NAME_LABEL: "ext-db",
+        MANAGED_BY_LABEL: MIRRORING_CONTROLLER_NAME,
+    }
+    assert es["metadata"]["ownerReferences"][0]["kind"] == "Endpoints"
+    assert es["metadata"]["ownerReferences"][0]["uid"] == ep["metadata"]["uid"]
+    assert es["ports"] == [{"name": "pg", "port": 5432, "protocol": "TCP"}]
+    eps = _endpoints(slices)
+    assert eps["10.1.0.5"]["conditions"] == {"ready": True}
+    assert eps["10.1.0.5"]["hostname"] == "primary"
+    assert eps["10.1.0.6"]["conditions"] == {"ready": False}
+    # skip-mirror removes the mirror
+    await api.client.patch(
+        ENDPOINTS,
+        name="ext-db",
+        namespace="default",
+        patch={"metadata": {"labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}}},
+        patch_type="merge",
+    )
+    await _until(api, "ext-db", lambda s: not s, "the mirror removed")
+
+
+async def test_endpointslice_mirroring_ignores_selector_services(api: Api) -> None:
+    from kubeling.controllers.endpointslice import MIRRORING_CONTROLLER_NAME, build_mirroring
+
+    mirror = build_mirroring(api.ctx)
+    await api.start(mirror, _make(api))
+    await create_service(api.client, service("web", selector={"app": "web"}))
+    await create_pod(api.client, pod("a", labels={"app": "web"}), ip="10.244.0.2", ready=True)
+    slices = await _until(api, "web", lambda s: _endpoints(s), "the controller's slice")
+    await mirror.process("default/web")
+    slices = await _slices(api, "web")
+    managers = {s["metadata"]["labels"][MANAGED_BY_LABEL] for s in slices}
+    assert managers == {CONTROLLER_NAME}
+    assert MIRRORING_CONTROLLER_NAME not in managers

@@ -248,3 +248,23 @@ async def test_dns_repeated_query_answers_with_each_request_id(dns: Dns) -> None
         reply = DNSRecord.parse(await udp_exchange(dns.addr, question.pack()))
         assert reply.header.id == qid
         assert [str(rr.rdata) for rr in reply.rr] == [ip]
+
+
+async def test_dns_selectorless_headless_service_from_manual_endpoints(dns: Dns) -> None:
+    from kubeling.controllers.endpointslice import build_mirroring
+    from kubeling.machinery.resources import ENDPOINTS
+
+    await dns.api.start(build_mirroring(dns.api.ctx))
+    await create_service(dns.api.client, service("ext", headless=True))
+    await dns.api.client.create(
+        ENDPOINTS,
+        {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": "ext"},
+            "subsets": [{"addresses": [{"ip": "10.1.0.5", "hostname": "primary"}]}],
+        },
+        namespace="default",
+    )
+    await dns.until_values(f"ext.default.svc.{ZONE}", ["10.1.0.5"])
+    await dns.until_values(f"primary.ext.default.svc.{ZONE}", ["10.1.0.5"])

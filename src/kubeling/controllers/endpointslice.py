@@ -32,6 +32,7 @@ from kubeling.client.informer import Informer, split_key
 from kubeling.client.interface import Client
 from kubeling.controllers.endpoints import (
     HEADLESS_LABEL,
+    LEADER_ANNOTATION,
     TRIGGER_TIME_ANNOTATION,
     ObjectRefs,
     TriggerTimeTracker,
@@ -50,7 +51,7 @@ from kubeling.controllers.endpoints import (
 )
 from kubeling.machinery import objects
 from kubeling.machinery.errors import Forbidden, NotFound
-from kubeling.machinery.resources import ENDPOINTSLICES, PODS, SERVICES
+from kubeling.machinery.resources import ENDPOINTS, ENDPOINTSLICES, PODS, SERVICES
 from kubeling.machinery.types import Obj
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ COMPONENT: Final = "endpoint-slice-controller"
 SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
 MANAGED_BY_LABEL: Final = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME: Final = "endpointslice-controller.k8s.io"
+MIRRORING_CONTROLLER_NAME: Final = "endpointslicemirroring-controller.k8s.io"
+MIRRORING_COMPONENT: Final = "endpointslicemirroring-controller"
+SKIP_MIRROR_LABEL: Final = "endpointslice.kubernetes.io/skip-mirror"
 MAX_ENDPOINTS_PER_SLICE: Final = 100
 """upstream's ``--max-endpoints-per-slice`` default."""
 
@@ -156,13 +160,16 @@ def slice_labels(svc: Obj) -> dict[str, str]:
 
 class EndpointSliceController(Controller):
     name = "endpointslice"
+    manager = CONTROLLER_NAME
+    """The ``endpointslice.kubernetes.io/managed-by`` value of the slices this controller
+    writes (and the only slices it touches)."""
 
     def __init__(
         self,
         *,
         client: Client,
         services: Informer,
-        pods: Informer,
+        pods: Informer | None,
         slices: Informer,
         recorder: EventRecorder | None = None,
         max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
@@ -186,13 +193,14 @@ class EndpointSliceController(Controller):
         the cache still shows it, the cache is behind our own write (upstream's stale
         tracking), and syncing from it would only earn a conflict and a backoff."""
         self.service_refs = ObjectRefs(services)
-        self.pod_refs = ObjectRefs(pods)
         self.slice_refs = ObjectRefs(slices, group=slice_service_key)
         self.watch(services)
-        pods.add_handler(
-            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_added
-        )
-        self.wait_for(pods)
+        if pods is not None:
+            self.pod_refs = ObjectRefs(pods)
+            pods.add_handler(
+                on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_added
+            )
+            self.wait_for(pods)
         # A slice someone else changed or deleted is put back by its Service's next sync.
         slices.add_handler(
             on_update=lambda _old, new: self._slice_changed(new), on_delete=self._slice_changed
@@ -200,7 +208,7 @@ class EndpointSliceController(Controller):
         self.wait_for(slices)
 
     def _slice_changed(self, es: Obj) -> None:
-        if objects.labels(es).get(MANAGED_BY_LABEL) != CONTROLLER_NAME:
+        if objects.labels(es).get(MANAGED_BY_LABEL) != self.manager:
             return
         slot = (objects.namespace(es), objects.name(es))
         if self._written.get(slot) == objects.resource_version(
@@ -225,7 +233,7 @@ class EndpointSliceController(Controller):
         return [
             es
             for es in self.slice_refs.list(key)
-            if objects.labels(es).get(MANAGED_BY_LABEL) == CONTROLLER_NAME
+            if objects.labels(es).get(MANAGED_BY_LABEL) == self.manager
         ]
 
     async def reconcile(self, key: str) -> None:
@@ -266,6 +274,24 @@ class EndpointSliceController(Controller):
             # upstream keeps one empty placeholder slice for a Service without endpoints.
             wanted.append((address_types(svc)[0], [], []))
 
+        owner = dict(svc)
+        owner.setdefault("apiVersion", "v1")
+        owner.setdefault("kind", "Service")
+        await self._place(owner, wanted, existing, labels=labels, annotations=annotations)
+        for es in stale:
+            await self._delete(es)
+
+    async def _place(
+        self,
+        owner: Obj,
+        wanted: list[tuple[str, list[Obj], list[Obj]]],
+        existing: list[Obj],
+        *,
+        labels: dict[str, str],
+        annotations: dict[str, str],
+    ) -> None:
+        """Fill existing slices of the same (address type, ports) shape first, create the
+        rest, delete what is left over."""
         pool: dict[tuple[str, PortsKey], list[Obj]] = {}
         for es in sorted(existing, key=objects.name):
             shape = (str(es.get("addressType") or ""), _ports_key(es.get("ports")))
@@ -274,13 +300,17 @@ class EndpointSliceController(Controller):
             candidates = pool.get((address_type, _ports_key(ports))) or []
             current = candidates.pop(0) if candidates else None
             await self._write(
-                svc, current, address_type, ports, endpoints, labels=labels, annotations=annotations
+                owner,
+                current,
+                address_type,
+                ports,
+                endpoints,
+                labels=labels,
+                annotations=annotations,
             )
         for leftovers in pool.values():
             for es in leftovers:
                 await self._delete(es)
-        for es in stale:
-            await self._delete(es)
 
     def _cache_behind(self, key: str) -> bool:
         behind = False
@@ -317,7 +347,7 @@ class EndpointSliceController(Controller):
 
     async def _write(
         self,
-        svc: Obj,
+        owner: Obj,
         current: Obj | None,
         address_type: str,
         ports: list[Obj],
@@ -346,15 +376,12 @@ class EndpointSliceController(Controller):
             if not kept:
                 meta.pop("annotations")
         else:
-            owner = dict(svc)
-            owner.setdefault("apiVersion", "v1")
-            owner.setdefault("kind", "Service")
             body = {
                 "apiVersion": "discovery.k8s.io/v1",
                 "kind": "EndpointSlice",
                 "metadata": {
-                    "generateName": f"{objects.name(svc)}-",
-                    "namespace": objects.namespace(svc),
+                    "generateName": f"{objects.name(owner)}-",
+                    "namespace": objects.namespace(owner),
                     "ownerReferences": [objects.owner_reference(owner)],
                 },
                 "addressType": address_type,
@@ -370,9 +397,9 @@ class EndpointSliceController(Controller):
         try:
             if current is None:
                 out = await self.client.create(
-                    ENDPOINTSLICES, body, namespace=objects.namespace(svc)
+                    ENDPOINTSLICES, body, namespace=objects.namespace(owner)
                 )
-                key = objects.namespaced_name(svc)
+                key = objects.namespaced_name(owner)
                 self._created.setdefault(key, {})[objects.name(out)] = time.monotonic()
                 self._written[(objects.namespace(out), objects.name(out))] = (
                     objects.resource_version(out)
@@ -390,15 +417,12 @@ class EndpointSliceController(Controller):
             raise
         except Exception as e:
             if self.recorder is not None and not isinstance(e, NotFound):
-                owner = dict(svc)
-                owner.setdefault("apiVersion", "v1")
-                owner.setdefault("kind", "Service")
                 self.recorder.event(
                     owner,
                     WARNING,
                     "FailedToUpdateEndpointSlices",
-                    "Error updating Endpoint Slices for Service "
-                    f"{objects.namespaced_name(svc)}: {e}",
+                    f"Error updating Endpoint Slices for {owner.get('kind')} "
+                    f"{objects.namespaced_name(owner)}: {e}",
                 )
             raise
 
@@ -411,6 +435,123 @@ class EndpointSliceController(Controller):
             )
         except NotFound:
             pass
+
+
+class EndpointSliceMirroringController(EndpointSliceController):
+    """upstream's ``endpointslicemirroring`` controller: the Endpoints of a Service without
+    a selector (written by hand or by another tool) mirrored into EndpointSlices managed by
+    ``endpointslicemirroring-controller.k8s.io``, so everything that reads slices (cluster
+    DNS among them) sees them. ``addresses`` become ready endpoints, ``notReadyAddresses``
+    not-ready ones; Endpoints labelled ``endpointslice.kubernetes.io/skip-mirror: "true"``
+    are left alone."""
+
+    name = "endpointslicemirroring"
+    manager = MIRRORING_CONTROLLER_NAME
+
+    def __init__(
+        self,
+        *,
+        client: Client,
+        services: Informer,
+        endpoints: Informer,
+        slices: Informer,
+        recorder: EventRecorder | None = None,
+        max_endpoints_per_slice: int = MAX_ENDPOINTS_PER_SLICE,
+    ) -> None:
+        super().__init__(
+            client=client,
+            services=services,
+            pods=None,
+            slices=slices,
+            recorder=recorder,
+            max_endpoints_per_slice=max_endpoints_per_slice,
+        )
+        self.endpoints = endpoints
+        self.watch(endpoints)
+
+    @staticmethod
+    def should_mirror(svc: Obj | None, ep: Obj | None) -> bool:
+        if svc is None or ep is None:
+            return False
+        if (svc.get("spec") or {}).get("selector") is not None:
+            return False
+        if objects.labels(ep).get(SKIP_MIRROR_LABEL) == "true":
+            return False
+        return LEADER_ANNOTATION not in objects.annotations(ep)
+
+    async def reconcile(self, key: str) -> None:
+        svc = self.service_refs.get(key)
+        ep = self.endpoints.get(key)
+        existing = self._managed_slices(key)
+        if not self.should_mirror(svc, ep) or ep is None:
+            for es in existing:
+                await self._delete(es)
+            return
+        if self._awaiting_own_creates(key) or self._cache_behind(key):
+            self.enqueue_after(key, 0.005)
+            return
+        groups: dict[tuple[str, PortsKey], list[Any]] = {}
+        for subset in ep.get("subsets") or []:
+            ports: list[Obj] = []
+            for p in subset.get("ports") or []:
+                port: Obj = {
+                    "name": p.get("name") or "",
+                    "port": p.get("port"),
+                    "protocol": p.get("protocol") or "TCP",
+                }
+                if p.get("appProtocol"):
+                    port["appProtocol"] = p["appProtocol"]
+                ports.append(port)
+            ports.sort(key=lambda p: (p["name"], p["port"] or 0, p["protocol"]))
+            for ready, field_name in ((True, "addresses"), (False, "notReadyAddresses")):
+                for addr in subset.get(field_name) or []:
+                    ip = addr.get("ip")
+                    if not isinstance(ip, str) or not ip:
+                        continue
+                    endpoint: Obj = {"addresses": [ip], "conditions": {"ready": ready}}
+                    for name in ("hostname", "nodeName", "targetRef"):
+                        if addr.get(name):
+                            endpoint[name] = objects.deep_copy(addr[name])
+                    family = "IPv6" if ":" in ip else "IPv4"
+                    group = groups.setdefault((family, _ports_key(ports)), [ports])
+                    if endpoint not in group[1:]:
+                        group.append(endpoint)
+        wanted: list[tuple[str, list[Obj], list[Obj]]] = []
+        for (address_type, _ports), group in sorted(groups.items(), key=lambda kv: kv[0]):
+            ports, endpoints = group[0], group[1:]
+            for start in range(0, len(endpoints), self.max_endpoints):
+                wanted.append((address_type, ports, endpoints[start : start + self.max_endpoints]))
+        owner = dict(ep)
+        owner.setdefault("apiVersion", "v1")
+        owner.setdefault("kind", "Endpoints")
+        uid = objects.uid(ep)
+        stale = [es for es in existing if not self._owned_by(es, uid)]
+        labels = {
+            k: v
+            for k, v in objects.labels(ep).items()
+            if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, SKIP_MIRROR_LABEL)
+        }
+        labels[SERVICE_NAME_LABEL] = objects.name(ep)
+        labels[MANAGED_BY_LABEL] = self.manager
+        await self._place(
+            owner,
+            wanted,
+            [es for es in existing if self._owned_by(es, uid)],
+            labels=labels,
+            annotations={},
+        )
+        for es in stale:
+            await self._delete(es)
+
+
+def build_mirroring(ctx: Any) -> EndpointSliceMirroringController:
+    return EndpointSliceMirroringController(
+        client=ctx.client,
+        services=ctx.informers.informer(SERVICES),
+        endpoints=ctx.informers.informer(ENDPOINTS),
+        slices=ctx.informers.informer(ENDPOINTSLICES),
+        recorder=ctx.recorder(MIRRORING_COMPONENT),
+    )
 
 
 def build(ctx: Any) -> EndpointSliceController:

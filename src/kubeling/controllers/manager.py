@@ -54,6 +54,7 @@ BUILDERS: dict[str, str] = {
     "replicaset": "kubeling.controllers.replicaset:build",
     "endpoint": "kubeling.controllers.endpoints:build",
     "endpointslice": "kubeling.controllers.endpointslice:build",
+    "endpointslicemirroring": "kubeling.controllers.endpointslice:build_mirroring",
     "local-path-provisioner": "kubeling.controllers.provisioner:build",
     "volume-expansion": "kubeling.controllers.expansion:build",
     "persistentvolume-binder": "kubeling.controllers.pvbinder:build",
