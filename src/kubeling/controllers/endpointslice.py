@@ -14,6 +14,9 @@ endpointslice-controller.k8s.io`` (plus the Service's own labels and
 ``endpoints.kubernetes.io/last-change-trigger-time``. A Service with no endpoints keeps one
 empty placeholder slice, as upstream.
 
+``EndpointSliceMirroringController`` (upstream's ``endpointslicemirroring``) does the same
+for Services without a selector, from the Endpoints someone wrote by hand.
+
 The key design choice is reuse over churn, as upstream's reconciler: desired endpoints are
 grouped by (address type, ports), and each group fills the existing slices of the same shape
 before any slice is created, so a pod turning Ready rewrites one slice in place (which is
