@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from kubeling.controllers.volume import index as ix
+from kubeling.machinery import objects
 from kubeling.machinery.types import Obj
 
 SIZES = ("1Gi", "2Gi", "500Mi", "3Gi", "10Gi", "1G")
@@ -57,7 +58,7 @@ def reference_match(volumes: list[Obj], claim: Obj, *, delay_binding: bool) -> O
                 continue
             if not ix.selector_matches(claim, volume):
                 continue
-            if ix.volume_class(volume) != ix.claim_class(claim):
+            if objects.volume_class(volume) != objects.claim_class(claim):
                 continue
             if smallest is None or size < smallest_size:
                 smallest, smallest_size = volume, size

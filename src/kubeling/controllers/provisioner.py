@@ -48,6 +48,7 @@ from kubeling.client.informer import SharedInformerFactory, object_key
 from kubeling.client.interface import Client
 from kubeling.machinery import objects
 from kubeling.machinery.errors import AlreadyExists, NotFound, PermanentError, RetryableError
+from kubeling.machinery.objects import claim_class
 from kubeling.machinery.resources import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, STORAGECLASSES
 from kubeling.machinery.types import Obj
 
@@ -63,7 +64,6 @@ ANN_STORAGE_PROVISIONER: Final = "volume.kubernetes.io/storage-provisioner"
 ANN_BETA_STORAGE_PROVISIONER: Final = "volume.beta.kubernetes.io/storage-provisioner"
 ANN_SELECTED_NODE: Final = "volume.kubernetes.io/selected-node"
 ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
-ANN_BETA_STORAGE_CLASS: Final = "volume.beta.kubernetes.io/storage-class"
 ANN_DEFAULT_CLASS: Final = "storageclass.kubernetes.io/is-default-class"
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
 
@@ -89,14 +89,6 @@ class ProvisioningError(Exception):
 
 
 # -- helpers shared with the tests and the expansion controller ------------------------------
-
-
-def claim_class(claim: Obj) -> str:
-    """``GetPersistentVolumeClaimClass``: the beta annotation, then ``spec.storageClassName``."""
-    ann = objects.annotations(claim)
-    if ANN_BETA_STORAGE_CLASS in ann:
-        return ann[ANN_BETA_STORAGE_CLASS]
-    return (claim.get("spec") or {}).get("storageClassName") or ""
 
 
 def claim_provisioner(claim: Obj) -> str:

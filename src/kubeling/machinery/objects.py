@@ -16,7 +16,7 @@ No ``from __future__ import annotations`` here: the module exports a function na
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 import orjson
 
@@ -327,3 +327,27 @@ def is_pod_available(pod: Obj, *, min_ready_seconds: int, now: datetime) -> bool
     except ValueError:
         return False
     return since + timedelta(seconds=min_ready_seconds) < now
+
+
+# -- volumes -------------------------------------------------------------------------------
+
+BETA_STORAGE_CLASS_ANNOTATION: Final = "volume.beta.kubernetes.io/storage-class"
+
+
+def _storage_class(obj: Obj) -> str:
+    ann = annotations(obj)
+    if BETA_STORAGE_CLASS_ANNOTATION in ann:
+        return str(ann[BETA_STORAGE_CLASS_ANNOTATION])
+    spec = obj.get("spec")
+    return str(spec.get("storageClassName") or "") if isinstance(spec, dict) else ""
+
+
+def claim_class(claim: Obj) -> str:
+    """``GetPersistentVolumeClaimClass``: the beta annotation wins over
+    ``spec.storageClassName``; ``""`` when neither is set."""
+    return _storage_class(claim)
+
+
+def volume_class(volume: Obj) -> str:
+    """``GetPersistentVolumeClass``: the same rule for a PersistentVolume."""
+    return _storage_class(volume)

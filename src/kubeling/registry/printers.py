@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from kubeling.machinery.objects import claim_class, volume_class
 from kubeling.machinery.types import Obj
 from kubeling.registry.strategy import AGE_COLUMN, NAME_COLUMN, Column
 from kubeling.registry.validation import format_labels, quantity, selector_string
@@ -89,7 +90,6 @@ _ACCESS_MODE_SHORT: Final = (
     ("ReadWriteOncePod", "RWOP"),
 )
 
-BETA_STORAGE_CLASS_ANNOTATION: Final = "volume.beta.kubernetes.io/storage-class"
 DEFAULT_CLASS_ANNOTATIONS: Final = (
     "storageclass.kubernetes.io/is-default-class",
     "storageclass.beta.kubernetes.io/is-default-class",
@@ -326,14 +326,6 @@ PVC_COLUMNS: Final = [
 ]
 
 
-def claim_class(pvc: Obj) -> str:
-    """Upstream ``GetPersistentVolumeClaimClass``: the beta annotation wins over the field."""
-    ann = _meta(pvc).get("annotations") or {}
-    if BETA_STORAGE_CLASS_ANNOTATION in ann:
-        return str(ann[BETA_STORAGE_CLASS_ANNOTATION])
-    return str(_spec(pvc).get("storageClassName") or "")
-
-
 def pvc_row(pvc: Obj, *, now: float) -> list[Any]:
     spec, status = _spec(pvc), _status(pvc)
     phase = "Terminating" if _deleting(pvc) else status.get("phase", "")
@@ -385,13 +377,6 @@ PV_COLUMNS: Final = [
         priority=1,
     ),
 ]
-
-
-def volume_class(pv: Obj) -> str:
-    ann = _meta(pv).get("annotations") or {}
-    if BETA_STORAGE_CLASS_ANNOTATION in ann:
-        return str(ann[BETA_STORAGE_CLASS_ANNOTATION])
-    return str(_spec(pv).get("storageClassName") or "")
 
 
 def pv_row(pv: Obj, *, now: float) -> list[Any]:

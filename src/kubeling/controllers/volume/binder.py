@@ -42,7 +42,6 @@ from kubeling.controllers.volume.index import (
     ANN_STORAGE_PROVISIONER,
     ObjectCache,
     VolumeIndex,
-    claim_class,
     claim_class_unset,
     claim_key,
     claim_ref,
@@ -54,6 +53,7 @@ from kubeling.controllers.volume.index import (
 from kubeling.controllers.volume.reclaim import Plugins, PluginSetupError, VolumeInUseError
 from kubeling.machinery import objects as o
 from kubeling.machinery.errors import NotFound
+from kubeling.machinery.objects import claim_class
 from kubeling.machinery.resources import (
     PERSISTENTVOLUMECLAIMS,
     PERSISTENTVOLUMES,
@@ -243,7 +243,7 @@ class PersistentVolumeBinder(Controller):
             return
         if phase(volume) != "Available":
             return
-        for key in sorted(self._waiting.pop(ix.volume_class(volume), ())):
+        for key in sorted(self._waiting.pop(o.volume_class(volume), ())):
             self.enqueue(CLAIM_PREFIX + key)
 
     def on_volume_deleted(self, volume: Obj) -> None:

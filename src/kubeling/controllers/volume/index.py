@@ -28,6 +28,7 @@ from fractions import Fraction
 from typing import Any, Final
 
 from kubeling.machinery import objects as o
+from kubeling.machinery.objects import claim_class, volume_class
 from kubeling.machinery.quantity import parse_quantity_or_none
 from kubeling.machinery.selectors import SelectorError, label_selector_from_object
 from kubeling.machinery.types import Obj
@@ -39,7 +40,6 @@ ANN_MIGRATED_TO: Final = "pv.kubernetes.io/migrated-to"
 ANN_STORAGE_PROVISIONER: Final = "volume.kubernetes.io/storage-provisioner"
 ANN_BETA_STORAGE_PROVISIONER: Final = "volume.beta.kubernetes.io/storage-provisioner"
 ANN_SELECTED_NODE: Final = "volume.kubernetes.io/selected-node"
-ANN_BETA_STORAGE_CLASS: Final = "volume.beta.kubernetes.io/storage-class"
 ANN_DEFAULT_CLASS: Final = "storageclass.kubernetes.io/is-default-class"
 ANN_BETA_DEFAULT_CLASS: Final = "storageclass.beta.kubernetes.io/is-default-class"
 
@@ -84,28 +84,12 @@ def claim_ref_key(ref: dict[str, Any]) -> str:
     return f"{ref.get('namespace') or ''}/{ref.get('name') or ''}"
 
 
-def claim_class(claim: Obj) -> str:
-    """``GetPersistentVolumeClaimClass``: the beta annotation, then the spec, else ``""``."""
-    ann = o.annotations(claim)
-    if ANN_BETA_STORAGE_CLASS in ann:
-        return ann[ANN_BETA_STORAGE_CLASS]
-    return spec(claim).get("storageClassName") or ""
-
-
 def claim_class_unset(claim: Obj) -> bool:
     """True when the claim expresses no class at all (nil spec field, no beta annotation):
     only such claims are defaulted, at admission or retroactively."""
     return spec(claim).get(
         "storageClassName"
-    ) is None and ANN_BETA_STORAGE_CLASS not in o.annotations(claim)
-
-
-def volume_class(volume: Obj) -> str:
-    """``GetPersistentVolumeClass``: the beta annotation, then the spec, else ``""``."""
-    ann = o.annotations(volume)
-    if ANN_BETA_STORAGE_CLASS in ann:
-        return ann[ANN_BETA_STORAGE_CLASS]
-    return spec(volume).get("storageClassName") or ""
+    ) is None and o.BETA_STORAGE_CLASS_ANNOTATION not in o.annotations(claim)
 
 
 def volume_mode(obj: Obj) -> str:

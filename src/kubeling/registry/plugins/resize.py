@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Final
 
+from kubeling.machinery.objects import claim_class
 from kubeling.machinery.quantity import Quantity, QuantityError, parse_quantity
 from kubeling.machinery.resources import STORAGECLASSES
 from kubeling.machinery.types import Obj, ResourceInfo
@@ -31,14 +32,6 @@ CLASS_FORBIDS: Final = (
     "only dynamically provisioned pvc can be resized and "
     "the storageclass that provisions the pvc must support resize"
 )
-ANN_BETA_STORAGE_CLASS: Final = "volume.beta.kubernetes.io/storage-class"
-
-
-def _claim_class(claim: Obj) -> str:
-    ann = (claim.get("metadata") or {}).get("annotations") or {}
-    if ANN_BETA_STORAGE_CLASS in ann:
-        return str(ann[ANN_BETA_STORAGE_CLASS])
-    return str((claim.get("spec") or {}).get("storageClassName") or "")
 
 
 def _requested(claim: Obj) -> object:
@@ -84,7 +77,7 @@ class PersistentVolumeClaimResize:
             raise forbidden(a, CLASS_FORBIDS)
 
     async def _allow_resize(self, new: Obj, old: Obj) -> bool:
-        new_class, old_class = _claim_class(new), _claim_class(old)
+        new_class, old_class = claim_class(new), claim_class(old)
         if not new_class or not old_class or new_class != old_class:
             return False
         sc = await self._lookup(STORAGECLASSES, "", new_class)
