@@ -81,12 +81,16 @@ async def test_create_revision_bumps_collision_count_on_name_clash(api: Api) -> 
     squatter["data"] = {"spec": {"template": {"$patch": "replace", "metadata": {}}}}
     await api.client.create(CONTROLLERREVISIONS, squatter, namespace=NS)
 
-    created, count = await history.create_controller_revision(api.client, sts, wanted, 0)
+    created, count = await history.create_controller_revision(
+        api.client, sts, revision=wanted, collision_count=0
+    )
     assert count == 1
     assert o.name(created) == history.revision_name("web", history.hash_revision(wanted["data"], 1))
     assert created["data"] == wanted["data"]
 
-    again, count = await history.create_controller_revision(api.client, sts, wanted, 1)
+    again, count = await history.create_controller_revision(
+        api.client, sts, revision=wanted, collision_count=1
+    )
     assert (o.uid(again), count) == (o.uid(created), 1), "an equal revision is reused"
 
     renumbered = await history.update_revision_number(api.client, created, 7)

@@ -146,7 +146,7 @@ def find_equal_revisions(revisions: Iterable[Obj], needle: Obj) -> list[Obj]:
 
 
 async def create_controller_revision(
-    client: Client, parent: Obj, revision: Obj, collision_count: int
+    client: Client, parent: Obj, *, revision: Obj, collision_count: int
 ) -> tuple[Obj, int]:
     """``realHistory.CreateControllerRevision``: create ``revision``, re-hashing with a
     bumped collision count while the name is taken by a revision with other data.

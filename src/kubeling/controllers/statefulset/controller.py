@@ -399,7 +399,7 @@ class StatefulSetController(Controller):
             )
         else:
             update, collision_count = await history.create_controller_revision(
-                self.client, sts, candidate, collision_count
+                self.client, sts, revision=candidate, collision_count=collision_count
             )
         current_name = (sts.get("status") or {}).get("currentRevision") or ""
         current = next((r for r in revisions if o.name(r) == current_name), None)
@@ -457,7 +457,11 @@ class StatefulSetController(Controller):
             pod
             if pod is not None
             else new_versioned_pod(
-                sync.current_set, sync.update_set, revs.current_name, revs.update_name, start + i
+                current_set=sync.current_set,
+                update_set=sync.update_set,
+                current_revision=revs.current_name,
+                update_revision=revs.update_name,
+                ordinal=start + i,
             )
             for i, pod in enumerate(slots)
         ]

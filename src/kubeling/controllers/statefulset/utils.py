@@ -307,7 +307,12 @@ def new_pod(sts: Obj, ordinal: int) -> Obj:
 
 
 def new_versioned_pod(
-    current_set: Obj, update_set: Obj, current_revision: str, update_revision: str, ordinal: int
+    *,
+    current_set: Obj,
+    update_set: Obj,
+    current_revision: str,
+    update_revision: str,
+    ordinal: int,
 ) -> Obj:
     """``newVersionedStatefulSetPod``: ordinals below the partition stay at the current
     revision; everything else is built from the update revision."""
