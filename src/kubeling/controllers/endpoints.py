@@ -54,9 +54,7 @@ LEADER_ANNOTATION: Final = "control-plane.alpha.kubernetes.io/leader"
 # --- helpers shared with the EndpointSlice controller ----------------------------------------
 
 
-def is_pod_ready(pod: Obj) -> bool:
-    cond = objects.get_condition((pod.get("status") or {}).get("conditions"), "Ready")
-    return cond is not None and cond.get("status") == "True"
+is_pod_ready = objects.is_pod_ready
 
 
 def pod_ips(pod: Obj) -> list[str]:
