@@ -51,7 +51,7 @@ def test_new_revision_round_trips_the_template() -> None:
     sts = make_sts()
     sts["metadata"]["uid"] = "u1"
     sts["metadata"]["annotations"] = {"note": "kept"}
-    rev = new_revision(sts, 4, 0)
+    rev = new_revision(sts, number=4, collision_count=0)
     assert rev["revision"] == 4
     assert rev["metadata"]["annotations"] == {"note": "kept"}
     assert rev["metadata"]["labels"]["app"] == "web"
@@ -76,7 +76,7 @@ async def test_create_revision_bumps_collision_count_on_name_clash(api: Api) -> 
     sts = await api.client.create(STATEFULSETS, make_sts())
     sts.setdefault("kind", "StatefulSet")
     sts.setdefault("apiVersion", "apps/v1")
-    wanted = new_revision(sts, 1, 0)
+    wanted = new_revision(sts, number=1, collision_count=0)
     squatter = o.deep_copy(wanted)
     squatter["data"] = {"spec": {"template": {"$patch": "replace", "metadata": {}}}}
     await api.client.create(CONTROLLERREVISIONS, squatter, namespace=NS)

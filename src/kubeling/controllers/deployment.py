@@ -228,7 +228,7 @@ def _int_annotation(rs: Obj, key: str) -> int | None:
         return None
 
 
-def set_replicas_annotations(rs: Obj, desired: int, max_replicas: int) -> bool:
+def set_replicas_annotations(rs: Obj, *, desired: int, max_replicas: int) -> bool:
     ann = objects.ensure_meta(rs).setdefault("annotations", {})
     changed = False
     for key, value in ((DESIRED_REPLICAS, str(desired)), (MAX_REPLICAS, str(max_replicas))):
@@ -238,7 +238,7 @@ def set_replicas_annotations(rs: Obj, desired: int, max_replicas: int) -> bool:
     return changed
 
 
-def replicas_annotations_need_update(rs: Obj, desired: int, max_replicas: int) -> bool:
+def replicas_annotations_need_update(rs: Obj, *, desired: int, max_replicas: int) -> bool:
     ann = _ann(rs)
     return ann.get(DESIRED_REPLICAS) != str(desired) or ann.get(MAX_REPLICAS) != str(max_replicas)
 
@@ -271,7 +271,7 @@ def set_new_rs_annotations(d: Obj, rs: Obj, new_revision: str, *, exists: bool) 
                 text = ",".join(history)
             ann[REVISION_HISTORY] = text
     if not exists and set_replicas_annotations(
-        rs, spec_replicas(d), spec_replicas(d) + max_surge(d)
+        rs, desired=spec_replicas(d), max_replicas=spec_replicas(d) + max_surge(d)
     ):
         changed = True
     return changed
@@ -754,12 +754,14 @@ class DeploymentController(Controller):
         the size changed."""
         size_changes = spec_replicas(rs) != new_scale
         desired, maximum = spec_replicas(d), spec_replicas(d) + max_surge(d)
-        if not size_changes and not replicas_annotations_need_update(rs, desired, maximum):
+        if not size_changes and not replicas_annotations_need_update(
+            rs, desired=desired, max_replicas=maximum
+        ):
             return False
         old_scale = spec_replicas(rs)
         body = deep_copy(rs)
         body.setdefault("spec", {})["replicas"] = new_scale
-        set_replicas_annotations(body, desired, maximum)
+        set_replicas_annotations(body, desired=desired, max_replicas=maximum)
         out = await self.client.update(REPLICASETS, body)
         _replace(rs, with_type(out, REPLICASETS))
         if size_changes:

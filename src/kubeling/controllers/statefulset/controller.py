@@ -382,7 +382,9 @@ class StatefulSetController(Controller):
         """``getStatefulSetRevisions``: find or create the update revision (re-numbering an
         equal older one, which is a rollback) and the current one."""
         collision_count = int((sts.get("status") or {}).get("collisionCount") or 0)
-        candidate = new_revision(sts, history.next_revision(revisions), collision_count)
+        candidate = new_revision(
+            sts, number=history.next_revision(revisions), collision_count=collision_count
+        )
         equal = history.find_equal_revisions(revisions, candidate)
         update: Obj
         if equal and history.equal_revision(revisions[-1], equal[-1]):
@@ -485,7 +487,7 @@ class StatefulSetController(Controller):
         monotonic = not allows_burst(sts)
 
         async def replica_step(i: int) -> bool:
-            return await self._process_replica(sync, monotonic, i)
+            return await self._process_replica(sync, i, monotonic=monotonic)
 
         if await run_for_all(len(sync.replicas), replica_step, monotonic=monotonic):
             recount()
@@ -502,7 +504,7 @@ class StatefulSetController(Controller):
             return
 
         async def condemned_step(i: int) -> bool:
-            return await self._process_condemned(sync, monotonic, i)
+            return await self._process_condemned(sync, i, monotonic=monotonic)
 
         if await run_for_all(len(sync.condemned), condemned_step, monotonic=monotonic):
             recount()
@@ -513,7 +515,7 @@ class StatefulSetController(Controller):
             return
         await self._rolling_update(sync)
 
-    async def _process_replica(self, sync: _Sync, monotonic: bool, i: int) -> bool:
+    async def _process_replica(self, sync: _Sync, i: int, *, monotonic: bool) -> bool:
         """``processReplica``: True stops the pass (blocked, or waiting for a change)."""
         sts, pod = sync.sts, sync.replicas[i]
         if phase(pod) in ("Failed", "Succeeded"):
@@ -573,7 +575,7 @@ class StatefulSetController(Controller):
             and not is_running_and_ready(pod)
         )
 
-    async def _process_condemned(self, sync: _Sync, monotonic: bool, i: int) -> bool:
+    async def _process_condemned(self, sync: _Sync, i: int, *, monotonic: bool) -> bool:
         """``processCondemned``: delete surplus pods, highest ordinal first when ordered."""
         pod = sync.condemned[i]
         if is_terminating(pod):

@@ -340,7 +340,7 @@ def revision_data(sts: Obj) -> Obj:
     return {"spec": {"template": template}}
 
 
-def new_revision(sts: Obj, number: int, collision_count: int) -> Obj:
+def new_revision(sts: Obj, *, number: int, collision_count: int) -> Obj:
     return history.new_controller_revision(
         sts,
         template_labels=((spec_of(sts).get("template") or {}).get("metadata") or {}).get("labels"),
