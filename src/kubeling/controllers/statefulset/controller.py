@@ -69,7 +69,7 @@ from kubeling.machinery.resources import (
     STATEFULSETS,
 )
 from kubeling.machinery.selectors import LabelSelector, SelectorError, label_selector_from_object
-from kubeling.machinery.types import Obj
+from kubeling.machinery.types import Obj, ResourceInfo
 
 if TYPE_CHECKING:
     from kubeling.controllers.manager import ControllerContext
@@ -278,23 +278,9 @@ class StatefulSetController(Controller):
                 owned.append(rev)
         if orphans and await self._can_adopt(sts):
             for rev in orphans:
-                try:
-                    adopted = await self.client.patch(
-                        CONTROLLERREVISIONS,
-                        name=o.name(rev),
-                        namespace=o.namespace(rev),
-                        patch={
-                            "metadata": {
-                                "ownerReferences": [controller_ref(sts)],
-                                "uid": o.uid(rev),
-                            }
-                        },
-                        patch_type="strategic",
-                    )
-                except NotFound:
-                    continue
-                log.info("StatefulSet %s adopted ControllerRevision %s.", o.name(sts), o.name(rev))
-                owned.append(adopted)
+                adopted = await self._adopt(sts, CONTROLLERREVISIONS, rev)
+                if adopted is not None:
+                    owned.append(adopted)
         return history.sort_revisions(owned)
 
     async def _claim_pods(self, sts: Obj, selector: LabelSelector) -> list[Obj]:
@@ -321,23 +307,27 @@ class StatefulSetController(Controller):
                 can_adopt = await self._can_adopt(sts)
             if not can_adopt:
                 continue
-            adopted = await self._adopt_pod(sts, pod)
+            adopted = await self._adopt(sts, PODS, pod)
             if adopted is not None:
                 out.append(adopted)
         return out
 
-    async def _adopt_pod(self, sts: Obj, pod: Obj) -> Obj | None:
+    async def _adopt(self, sts: Obj, resource: ResourceInfo, obj: Obj) -> Obj | None:
+        """Make ``sts`` the controller of an orphan pod or revision; the uid precondition
+        keeps a same-named replacement from being adopted by mistake."""
         try:
             adopted = await self.client.patch(
-                PODS,
-                name=o.name(pod),
-                namespace=o.namespace(pod),
-                patch={"metadata": {"ownerReferences": [controller_ref(sts)], "uid": o.uid(pod)}},
+                resource,
+                name=o.name(obj),
+                namespace=o.namespace(obj),
+                patch={"metadata": {"ownerReferences": [controller_ref(sts)], "uid": o.uid(obj)}},
                 patch_type="strategic",
             )
         except NotFound:
             return None
-        log.info("StatefulSet %s adopted pod %s.", o.namespaced_name(sts), o.name(pod))
+        log.info(
+            "StatefulSet %s adopted %s %s.", o.namespaced_name(sts), resource.kind, o.name(obj)
+        )
         return adopted
 
     async def _release_pod(self, sts: Obj, pod: Obj) -> None:
