@@ -55,10 +55,14 @@ def test_pvc_tutorial_typo_lacks_size() -> None:
 
 
 def test_pvc_tutorial_claims_are_valid() -> None:
+    checked = []
     for name in ("12-pvc.yaml", "14-dynamic-pvc.yaml", "13-local-pv-pod.yaml"):
         for claim in tutorial(name):
             if claim["kind"] == "PersistentVolumeClaim":
                 assert create(r.PERSISTENTVOLUMECLAIMS, claim)[1] == [], name
+                checked.append(name)
+    # Each manifest declares a claim; a renamed kind or an emptied file must not pass silently.
+    assert sorted(set(checked)) == ["12-pvc.yaml", "13-local-pv-pod.yaml", "14-dynamic-pvc.yaml"]
 
 
 def test_pvc_zero_size_and_bad_modes() -> None:
@@ -119,7 +123,9 @@ def test_pvc_class_may_be_set_once_when_nil() -> None:
 
 
 def test_tutorial_nfs_pvs_pass_with_defaults() -> None:
-    for volume in tutorial("10-pvs.yaml"):
+    volumes = tutorial("10-pvs.yaml")
+    assert volumes, "the tutorial's PV manifest declares no volume"
+    for volume in volumes:
         out, errs = create(r.PERSISTENTVOLUMES, volume)
         assert errs == []
         assert out["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
