@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from kubeling.machinery import decode as decoding
 from kubeling.machinery import resources as r
 from kubeling.machinery.errors import (
     AlreadyExists,
@@ -13,7 +16,9 @@ from kubeling.machinery.errors import (
     Invalid,
     NotFound,
 )
+from kubeling.registry import bootstrap, codec
 from kubeling.registry.registry import Registry
+from kubeling.storage.memory import MemoryBackend
 from tests.registry.conftest import FakeClock, ctx
 
 
@@ -205,6 +210,26 @@ async def test_bootstrap_is_idempotent_and_labels_namespaces(registry: Registry)
         }
         assert item["status"] == {"phase": "Active"}
         assert item["spec"] == {"finalizers": ["kubernetes"]}
+
+
+async def test_bootstrap_restart_reads_keys_only(
+    backend: MemoryBackend, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await Registry.open(backend=backend, clock=clock)
+    created = await bootstrap.ensure_system_namespaces(first)
+    assert created == list(bootstrap.SYSTEM_NAMESPACES)
+    made = (await first.store(r.NAMESPACES).get(namespace="", name="kube-system"))["metadata"]
+    assert made["managedFields"][0]["manager"] == "kube-apiserver"
+
+    def no_decoding(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the bootstrap decoded a body")
+
+    monkeypatch.setattr(decoding, "decode_object", no_decoding)
+    again = await Registry.open(backend=backend, clock=clock)
+    assert await bootstrap.ensure_system_namespaces(again) == []
+    assert again._stores == {}, "no store or strategy built on a restart"
+    await backend.delete(codec.object_key(r.NAMESPACES, namespace="", name="kube-node-lease"))
+    assert await bootstrap.ensure_system_namespaces(again) == ["kube-node-lease"]
 
 
 async def test_update_stale_resource_version_is_conflict(registry: Registry) -> None:
