@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import pathlib
 import signal
@@ -46,6 +47,7 @@ def main() -> int:
             loop.add_signal_handler(sig, stop.set)
         await cluster.start()
         print(f"kubeling is ready at {cluster.url} (kubeconfig: {cluster.kubeconfig})", flush=True)
+        gc.freeze()  # as kubeling up does once ready
         try:
             await stop.wait()
         finally:

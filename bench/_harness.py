@@ -168,11 +168,14 @@ class Connection:
 READY_RE = re.compile(rb"ready at (https://\S+)")
 
 
-def bytecode_env(cache_dir: pathlib.Path | None) -> dict[str, str]:
+def bytecode_env(cache_dir: pathlib.Path | None, *, src: str = "") -> dict[str, str]:
     """The environment for a server that reads and writes compiled bytecode under
     ``cache_dir`` (as an installed kubeling reads its .pyc files), or, with None, this
-    process's environment unchanged."""
+    process's environment unchanged. ``src``: a directory holding another ``kubeling``
+    package to run instead of the installed one (before/after comparisons)."""
     env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     if cache_dir is None:
         return env
     env.pop("PYTHONDONTWRITEBYTECODE", None)
