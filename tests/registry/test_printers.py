@@ -408,3 +408,27 @@ def test_event_row_events_v1_list_item_without_type_meta() -> None:
     row = p.event_row(item, now=NOW)
     assert row[:4] == ["30s", "Normal", "R", "pod/p"]
     assert row[6:9] == ["hi", "90s", 2]
+
+
+# upstream v1.32 printers.go declares these columns "integer"; every other column of the
+# kinds kubeling serves is "string" (ConfigMap/Secret DATA, Event COUNT, Deployment
+# UP-TO-DATE and AVAILABLE and ControllerRevision REVISION included, integer cells and all).
+_UPSTREAM_INTEGER_COLUMNS = {("replicasets", "Desired"), ("replicasets", "Current"),
+                             ("replicasets", "Ready")}  # fmt: skip
+
+
+@pytest.mark.parametrize("info", r.ALL, ids=lambda i: f"{i.group or 'core'}-{i.plural}")
+def test_column_types_are_upstreams(info: r.ResourceInfo) -> None:
+    from kubeling.registry.catalog import strategy_for
+
+    columns = strategy_for(info).columns()
+    for c in columns:
+        want = "integer" if (info.plural, c.name) in _UPSTREAM_INTEGER_COLUMNS else "string"
+        assert c.type == want, (info.plural, c.name)
+
+
+def test_data_and_count_cells_are_integers_as_upstream() -> None:
+    cm = {"metadata": meta("c"), "data": {"a": "1"}, "binaryData": {"b": "AA=="}}
+    assert p.configmap_row(cm, now=NOW)[1] == 2
+    secret = {"metadata": meta("s"), "type": "Opaque", "data": {"a": "MQ=="}}
+    assert p.secret_row(secret, now=NOW)[2] == 1

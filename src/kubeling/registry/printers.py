@@ -775,18 +775,19 @@ def lease_row(lease: Obj, *, now: float) -> list[Any]:
 
 # -- apps ------------------------------------------------------------------------------------
 
+# upstream types these two "string" although their cells are integers (as it does ConfigMap
+# and Secret DATA, Event COUNT and ControllerRevision REVISION); kubectl prints cells by
+# value, so the definitions are kept exactly as upstream declares them.
 DEPLOYMENT_COLUMNS: Final = [
     NAME_COLUMN,
     _col("Ready", "Number of the pod with ready state"),
     _col(
         "Up-to-date",
         "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
-        type="integer",
     ),
     _col(
         "Available",
         "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
-        type="integer",
     ),
     AGE_COLUMN,
     _CONTAINERS_COL,
