@@ -71,6 +71,20 @@ def test_network(data_dir: Path) -> BridgeNetwork:
 test_network.__test__ = False  # type: ignore[attr-defined]
 
 
+def track_pods(network: BridgeNetwork) -> set[str]:
+    """The UIDs of every pod whose namespace ``network`` sets up from now on, so leak checks
+    look at this test's namespaces only (other clusters may run on the machine)."""
+    seen: set[str] = set()
+    original = network.setup_pod
+
+    async def setup_pod(pod_uid: str) -> Any:
+        seen.add(pod_uid)
+        return await original(pod_uid)
+
+    network.setup_pod = setup_pod  # type: ignore[method-assign]
+    return seen
+
+
 def assert_nothing_left(
     data_dir: Path,
     network: BridgeNetwork | None,
@@ -110,6 +124,7 @@ async def runc_node(tmp_path: Path) -> AsyncIterator[Node]:
     data_dir.mkdir()
     network = test_network(data_dir)
     before = netns_names()
+    uids = track_pods(network)
     node = Node(data_dir=data_dir, runtime=RuncRuntime(data_dir=data_dir), network=network)
     try:
         yield node
@@ -119,7 +134,7 @@ async def runc_node(tmp_path: Path) -> AsyncIterator[Node]:
         }:
             await teardown_pod(node, uid)
         await network.remove_bridge()
-        assert_nothing_left(data_dir, network, before)
+        assert_nothing_left(data_dir, network, before, pod_uids=uids)
 
 
 @pytest.fixture
@@ -128,13 +143,14 @@ async def net_only(tmp_path: Path) -> AsyncIterator[BridgeNetwork]:
     data_dir.mkdir()
     network = test_network(data_dir)
     before = netns_names()
+    uids = track_pods(network)
     try:
         yield network
     finally:
         for uid in network.known_pods():
             await network.teardown_pod(uid)
         await network.remove_bridge()
-        assert_nothing_left(data_dir, network, before)
+        assert_nothing_left(data_dir, network, before, pod_uids=uids)
 
 
 @pytest.fixture

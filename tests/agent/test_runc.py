@@ -183,7 +183,7 @@ async def test_exec_streams_exit_code_and_tty(runc_node: Node) -> None:
     assert await session.read_stderr() == b"oops\n"
     assert await session.wait() == 4
 
-    tty = await sb.exec("app", ["/bin/sh", "-c", "tty; stty size"], tty=True)
+    tty = await sb.exec("app", ["/bin/sh", "-c", "tty; stty size"], tty=True, size=(120, 40))
     await tty.resize(cols=120, rows=40)
     out = b""
     while chunk := await tty.read_stdout():

@@ -355,8 +355,10 @@ class PodSandbox:
             container_id(self.uid, name), grace_seconds=grace_seconds
         )
 
-    async def exec(self, name: str, argv: list[str], *, tty: bool = False) -> ExecSession:
-        return await self.node.runtime.exec(container_id(self.uid, name), argv, tty=tty)
+    async def exec(
+        self, name: str, argv: list[str], *, tty: bool = False, size: tuple[int, int] | None = None
+    ) -> ExecSession:
+        return await self.node.runtime.exec(container_id(self.uid, name), argv, tty=tty, size=size)
 
     def termination_message(self, name: str) -> str:
         path = self.pod_dir / "containers" / name / "termination-log"

@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from kubeling.agent.errors import AgentError, NotSupportedError
+from kubeling.agent.errors import AgentError
 from kubeling.agent.logs import parse_log, read_log
 from kubeling.machinery.errors import (
     BadRequest,
-    InternalError,
     NotFound,
     StatusError,
     Unauthorized,
@@ -54,6 +53,8 @@ log = logging.getLogger(__name__)
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 FOLLOW_POLL = 0.1
+TTY_SIZE_WAIT = 0.5
+"""How long a tty exec waits for the client's first resize before starting without one."""
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -273,12 +274,6 @@ class AgentServer:
             await writer.drain()
             return
         tty = _bool(q, "tty")
-        try:
-            session = await worker.sandbox.exec(name, argv, tty=tty)
-        except NotSupportedError as exc:
-            raise BadRequest(str(exc)) from exc
-        except AgentError as exc:
-            raise InternalError(str(exc)) from exc
         writer.write(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: kubeling-exec\r\n"
             b"Connection: Upgrade\r\n\r\n"
@@ -291,6 +286,24 @@ class AgentServer:
                 writer.write(frame(channel, payload))
                 await writer.drain()
 
+        first: tuple[int, bytes] | None = None
+        size: tuple[int, int] | None = None
+        if tty:
+            # kubectl -t sends the terminal size first: start the command with it, so that
+            # the command never sees a 0x0 terminal.
+            with contextlib.suppress(TimeoutError):
+                first = await asyncio.wait_for(read_frame(reader), TTY_SIZE_WAIT)
+            if first is not None and first[0] == RESIZE:
+                size = _size(first[1])
+                first = None
+        try:
+            session = await worker.sandbox.exec(name, argv, tty=tty, size=size)
+        except AgentError as exc:
+            failure = {"metadata": {}, "status": "Failure", "message": str(exc)}
+            failure["reason"] = "InternalError"
+            await send(ERROR, json.dumps(failure).encode())
+            return
+
         async def pump(read: Any, channel: int) -> None:
             while chunk := await read():
                 await send(channel, chunk)
@@ -298,8 +311,9 @@ class AgentServer:
         async def feed() -> None:
             if not _bool(q, "stdin"):
                 await session.close_stdin()
+            pending = first
             while True:
-                got = await read_frame(reader)
+                got, pending = (pending, None) if pending else (await read_frame(reader), None)
                 if got is None:
                     # The client went away: end the command too.
                     await session.kill()
@@ -310,10 +324,10 @@ class AgentServer:
                 elif channel == CLOSE and payload[:1] == bytes([STDIN]):
                     await session.close_stdin()
                 elif channel == RESIZE:
-                    with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
-                        size = json.loads(payload)
-                        if size.get("Width") and size.get("Height"):
-                            await session.resize(cols=int(size["Width"]), rows=int(size["Height"]))
+                    new_size = _size(payload)
+                    if new_size is not None:
+                        with contextlib.suppress(OSError):
+                            await session.resize(cols=new_size[0], rows=new_size[1])
 
         feeder = asyncio.create_task(feed())
         try:
@@ -332,6 +346,16 @@ class AgentServer:
                 with contextlib.suppress(Exception):
                     await session.kill()
             session.close()
+
+
+def _size(payload: bytes) -> tuple[int, int] | None:
+    """(cols, rows) from a resize message ``{"Width":80,"Height":24}``; None for 0x0."""
+    try:
+        size = json.loads(payload)
+        cols, rows = int(size.get("Width") or 0), int(size.get("Height") or 0)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return (cols, rows) if cols and rows else None
 
 
 def _read_from(path: Path, offset: int) -> bytes:

@@ -131,8 +131,16 @@ class ContainerRuntime(abc.ABC):
 
     @abc.abstractmethod
     async def exec(
-        self, container_id: str, argv: list[str], *, tty: bool = False, env: list[str] | None = None
-    ) -> ExecSession: ...
+        self,
+        container_id: str,
+        argv: list[str],
+        *,
+        tty: bool = False,
+        env: list[str] | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> ExecSession:
+        """Start ``argv`` in the container; with ``tty``, ``size`` (cols, rows) is the
+        terminal's size from the first moment (a later ``resize`` can race the command)."""
 
     @abc.abstractmethod
     async def list_containers(self) -> list[ContainerInfo]: ...

@@ -509,7 +509,13 @@ class RuncRuntime(ContainerRuntime):
             return 0
 
     async def exec(
-        self, container_id: str, argv: list[str], *, tty: bool = False, env: list[str] | None = None
+        self,
+        container_id: str,
+        argv: list[str],
+        *,
+        tty: bool = False,
+        env: list[str] | None = None,
+        size: tuple[int, int] | None = None,
     ) -> ExecSession:
         status = await self.status(container_id)
         if status is None or status.state != "running":
@@ -529,6 +535,9 @@ class RuncRuntime(ContainerRuntime):
             )
             return RuncExec(proc, master=None)
         master, slave = pty.openpty()
+        if size is not None:
+            cols, rows = size
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
         def controlling_terminal() -> None:
             # runc sizes the container's terminal from its own: make ours its controlling tty.

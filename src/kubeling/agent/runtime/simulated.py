@@ -122,7 +122,13 @@ class SimulatedRuntime(ContainerRuntime):
             self._changed.notify_all()
 
     async def exec(
-        self, container_id: str, argv: list[str], *, tty: bool = False, env: list[str] | None = None
+        self,
+        container_id: str,
+        argv: list[str],
+        *,
+        tty: bool = False,
+        env: list[str] | None = None,
+        size: tuple[int, int] | None = None,
     ) -> ExecSession:
         raise NotSupportedError(
             "the simulated runtime runs no processes: exec is not available "
