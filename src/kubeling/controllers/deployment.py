@@ -520,13 +520,14 @@ class DeploymentController(Controller):
         ref = objects.controller_ref(pod)
         if ref is None or ref.get("kind") != REPLICASETS.kind:
             return
-        rs = self.replicasets.get(f"{objects.namespace(pod)}/{ref.get('name')}")
+        # Read-only lookups once per pod deletion: the cached objects, not copies.
+        rs = self.replicasets.peek(f"{objects.namespace(pod)}/{ref.get('name')}")
         if rs is None:
             return
         key = self._owner_key(rs)
         if key is None:
             return
-        d = self.deployments.get(key)
+        d = self.deployments.peek(key)
         if d is not None and not is_rolling(d):
             self.enqueue(key)
 

@@ -403,7 +403,7 @@ class ReplicaSetController(Controller):
         key = self._owner_key(new)
         if key is not None:
             self.enqueue(key)
-            rs = self.replicasets.get(key)
+            rs = self.replicasets.peek(key)  # read-only, once per pod event: no copy
             min_ready = int(((rs or {}).get("spec") or {}).get("minReadySeconds") or 0)
             if min_ready > 0 and not is_pod_ready(old) and is_pod_ready(new):
                 # The pod becomes available minReadySeconds from now; look again then.
