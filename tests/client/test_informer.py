@@ -155,6 +155,25 @@ async def test_informer_returns_copies_callers_can_mutate(
     assert again is not None and again["data"]["v"] == "1"
 
 
+async def test_informer_peek_returns_the_cached_object_which_updates_replace(
+    fake: FakeClient, started: list[Informer]
+) -> None:
+    await fake.create(CONFIGMAPS, _cm("a"))
+    informer = Informer(fake, CONFIGMAPS)
+    informer.start()
+    started.append(informer)
+    await informer.wait_synced()
+    first = informer.peek("default/a")
+    assert first is not None and first is informer.peek("default/a")
+    assert informer.peek("default/missing") is None
+    await fake.patch(
+        CONFIGMAPS, name="a", namespace="default", patch={"data": {"v": "2"}}, patch_type="merge"
+    )
+    await eventually(lambda: (informer.peek("default/a") or {}).get("data", {}).get("v") == "2")
+    # An update replaces the cached object; a reference taken earlier stays as it was.
+    assert first["data"]["v"] == "1"
+
+
 async def test_informer_relists_after_gone_and_reports_missed_deletes(
     fake: FakeClient, started: list[Informer]
 ) -> None:
