@@ -268,3 +268,10 @@ async def test_dns_selectorless_headless_service_from_manual_endpoints(dns: Dns)
     )
     await dns.until_values(f"ext.default.svc.{ZONE}", ["10.1.0.5"])
     await dns.until_values(f"primary.ext.default.svc.{ZONE}", ["10.1.0.5"])
+
+
+async def test_dns_other_classes_are_refused(dns: Dns) -> None:
+    question = DNSRecord.question(f"dns-version.{ZONE}", "TXT", "CH")
+    reply = DNSRecord.parse(await udp_exchange(dns.addr, question.pack()))
+    assert reply.header.rcode == 5
+    assert not reply.rr

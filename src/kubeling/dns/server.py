@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from dnslib import (
     AAAA,
+    CLASS,
     CNAME,
     EDNS0,
     NS,
@@ -245,6 +246,9 @@ class DnsServer:
             reply.header.rcode = RCODE.FORMERR
             return bytes(reply.pack())
         question = request.questions[0]
+        if question.qclass not in (CLASS.IN, CLASS.ANY):
+            reply.header.rcode = RCODE.REFUSED  # only the Internet class is served
+            return bytes(reply.pack())
         qname = str(question.qname)
         qtype = QTYPE.get(question.qtype, str(question.qtype))
         answer = self.index.resolve(qname, str(qtype))
