@@ -30,7 +30,6 @@ from typing import Any, Final
 
 from dnslib import (
     AAAA,
-    CLASS,
     CNAME,
     EDNS0,
     NS,
@@ -63,6 +62,8 @@ EDNS_PAYLOAD: Final = 1232
 SYNC_TIMEOUT: Final = 60.0
 TCP_IDLE_TIMEOUT: Final = 10.0
 MEMO_SIZE: Final = 4096
+CLASS_IN: Final = 1
+CLASS_ANY: Final = 255
 
 
 class DnsServer:
@@ -246,7 +247,7 @@ class DnsServer:
             reply.header.rcode = RCODE.FORMERR
             return bytes(reply.pack())
         question = request.questions[0]
-        if question.qclass not in (CLASS.IN, CLASS.ANY):
+        if question.qclass not in (CLASS_IN, CLASS_ANY):
             reply.header.rcode = RCODE.REFUSED  # only the Internet class is served
             return bytes(reply.pack())
         qname = str(question.qname)
