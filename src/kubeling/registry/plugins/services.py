@@ -121,6 +121,10 @@ class _Book:
     """Reservations of one kind of value (addresses, node ports) to Services, with the
     store as the truth (see the module docstring)."""
 
+    # TODO(#2): reservations live in one API server's memory; several servers sharing etcd
+    # could hand out the same dynamic value at the same moment (upstream keeps the bitmap, or
+    # IPAddress objects, in the store). One server per store is safe today.
+
     what = "value"
 
     def __init__(
