@@ -233,3 +233,40 @@ def test_is_pod_available_needs_ready_for_longer_than_min_ready_seconds(
     now = datetime(2026, 1, 1, 0, 1, 0, tzinfo=UTC)
     assert objects.is_pod_ready(pod) is ready
     assert objects.is_pod_available(pod, min_ready_seconds=min_ready, now=now) is available
+
+
+def _class(name: str, created: str, *, default: str = "true", beta: bool = False) -> dict[str, Any]:
+    key = objects.BETA_DEFAULT_CLASS_ANNOTATION if beta else objects.DEFAULT_CLASS_ANNOTATION
+    return {"metadata": {"name": name, "creationTimestamp": created, "annotations": {key: default}}}
+
+
+def test_default_class_is_the_newest_default_with_ties_by_name() -> None:
+    old = _class("old", "2026-01-01T00:00:00Z")
+    b = _class("b", "2026-02-01T00:00:00Z", beta=True)
+    a = _class("a", "2026-02-01T00:00:00Z")
+    off = _class("off", "2026-03-01T00:00:00Z", default="false")
+    assert objects.default_class([old, b, a, off]) is a
+    assert objects.default_class([old, off]) is old
+    assert objects.default_class([off]) is None
+
+
+@pytest.mark.parametrize(
+    ("claim", "has_class", "class_name"),
+    [
+        pytest.param({"spec": {}}, False, "", id="nothing"),
+        pytest.param({"spec": {"storageClassName": ""}}, True, "", id="explicitly-none"),
+        pytest.param({"spec": {"storageClassName": "fast"}}, True, "fast", id="field"),
+        pytest.param(
+            {
+                "metadata": {"annotations": {objects.BETA_STORAGE_CLASS_ANNOTATION: "slow"}},
+                "spec": {"storageClassName": "fast"},
+            },
+            True,
+            "slow",
+            id="beta-annotation-wins",
+        ),
+    ],
+)
+def test_claim_class_and_has_class(claim: dict[str, Any], has_class: bool, class_name: str) -> None:
+    assert objects.claim_has_class(claim) is has_class
+    assert objects.claim_class(claim) == class_name

@@ -64,7 +64,6 @@ ANN_STORAGE_PROVISIONER: Final = "volume.kubernetes.io/storage-provisioner"
 ANN_BETA_STORAGE_PROVISIONER: Final = "volume.beta.kubernetes.io/storage-provisioner"
 ANN_SELECTED_NODE: Final = "volume.kubernetes.io/selected-node"
 ANN_PROVISIONED_BY: Final = "pv.kubernetes.io/provisioned-by"
-ANN_DEFAULT_CLASS: Final = "storageclass.kubernetes.io/is-default-class"
 HOSTNAME_LABEL: Final = "kubernetes.io/hostname"
 
 PARAM_PATH_PATTERN: Final = "pathPattern"
@@ -97,14 +96,6 @@ def claim_provisioner(claim: Obj) -> str:
     if ANN_STORAGE_PROVISIONER in ann:
         return ann[ANN_STORAGE_PROVISIONER]
     return ann.get(ANN_BETA_STORAGE_PROVISIONER, "")
-
-
-def is_default_class(sc: Obj) -> bool:
-    ann = objects.annotations(sc)
-    return (
-        ann.get(ANN_DEFAULT_CLASS) == "true"
-        or ann.get("storageclass.beta.kubernetes.io/is-default-class") == "true"
-    )
 
 
 _GO_FIELD = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
@@ -250,7 +241,10 @@ def default_storage_class() -> Obj:
     return {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
-        "metadata": {"name": DEFAULT_CLASS_NAME, "annotations": {ANN_DEFAULT_CLASS: "true"}},
+        "metadata": {
+            "name": DEFAULT_CLASS_NAME,
+            "annotations": {objects.DEFAULT_CLASS_ANNOTATION: "true"},
+        },
         "provisioner": PROVISIONER,
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "Immediate",

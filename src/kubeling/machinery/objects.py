@@ -14,7 +14,7 @@ No ``from __future__ import annotations`` here: the module exports a function na
 ``annotations``.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar, cast
 
@@ -332,6 +332,8 @@ def is_pod_available(pod: Obj, *, min_ready_seconds: int, now: datetime) -> bool
 # -- volumes -------------------------------------------------------------------------------
 
 BETA_STORAGE_CLASS_ANNOTATION: Final = "volume.beta.kubernetes.io/storage-class"
+DEFAULT_CLASS_ANNOTATION: Final = "storageclass.kubernetes.io/is-default-class"
+BETA_DEFAULT_CLASS_ANNOTATION: Final = "storageclass.beta.kubernetes.io/is-default-class"
 
 
 def _storage_class(obj: Obj) -> str:
@@ -351,3 +353,31 @@ def claim_class(claim: Obj) -> str:
 def volume_class(volume: Obj) -> str:
     """``GetPersistentVolumeClass``: the same rule for a PersistentVolume."""
     return _storage_class(volume)
+
+
+def claim_has_class(claim: Obj) -> bool:
+    """``PersistentVolumeClaimHasClass``: the beta annotation, or a non-nil
+    ``spec.storageClassName`` (an empty string counts: it asks for no class)."""
+    if BETA_STORAGE_CLASS_ANNOTATION in annotations(claim):
+        return True
+    spec = claim.get("spec")
+    return isinstance(spec, dict) and spec.get("storageClassName") is not None
+
+
+def is_default_class(storage_class: Obj) -> bool:
+    """``IsDefaultAnnotation``: the GA or the beta default-class annotation is ``"true"``."""
+    ann = annotations(storage_class)
+    return (
+        ann.get(DEFAULT_CLASS_ANNOTATION) == "true"
+        or ann.get(BETA_DEFAULT_CLASS_ANNOTATION) == "true"
+    )
+
+
+def default_class(classes: Iterable[Obj]) -> Obj | None:
+    """``GetDefaultClass``: the newest default class; ties by name ascending."""
+    defaults = sorted((sc for sc in classes if is_default_class(sc)), key=name)
+    if not defaults:
+        return None
+    # RFC 3339 timestamps in UTC sort as text; the stable sort keeps names ascending on ties.
+    defaults.sort(key=lambda sc: str(meta(sc).get("creationTimestamp") or ""), reverse=True)
+    return defaults[0]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from kubeling.machinery.objects import claim_class, volume_class
+from kubeling.machinery.objects import claim_class, is_default_class, volume_class
 from kubeling.machinery.types import Obj
 from kubeling.registry.strategy import AGE_COLUMN, NAME_COLUMN, Column
 from kubeling.registry.validation import format_labels, quantity, selector_string
@@ -88,11 +88,6 @@ _ACCESS_MODE_SHORT: Final = (
     ("ReadOnlyMany", "ROX"),
     ("ReadWriteMany", "RWX"),
     ("ReadWriteOncePod", "RWOP"),
-)
-
-DEFAULT_CLASS_ANNOTATIONS: Final = (
-    "storageclass.kubernetes.io/is-default-class",
-    "storageclass.beta.kubernetes.io/is-default-class",
 )
 
 
@@ -415,11 +410,6 @@ STORAGECLASS_COLUMNS: Final = [
     ),
     AGE_COLUMN,
 ]
-
-
-def is_default_class(sc: Obj) -> bool:
-    ann = _meta(sc).get("annotations") or {}
-    return any(ann.get(k) == "true" for k in DEFAULT_CLASS_ANNOTATIONS)
 
 
 def storageclass_row(sc: Obj, *, now: float) -> list[Any]:

@@ -266,7 +266,7 @@ class PersistentVolumeBinder(Controller):
 
     def on_class(self, sc: Obj) -> None:
         self.classes.store(sc)
-        if is_default_class(sc):
+        if o.is_default_class(sc):
             # claims waiting without a class get the new default (retroactive default)
             for claim in self.claims:
                 if claim_class_unset(claim) and not spec(claim).get("volumeName"):
@@ -346,12 +346,7 @@ class PersistentVolumeBinder(Controller):
 
     def default_class(self) -> Obj | None:
         """``GetDefaultClass``: the newest default class (ties: name ascending)."""
-        defaults = [sc for sc in self.classes if is_default_class(sc)]
-        if not defaults:
-            return None
-        defaults.sort(key=lambda sc: o.name(sc))
-        defaults.sort(key=lambda sc: o.meta(sc).get("creationTimestamp") or "", reverse=True)
-        return defaults[0]
+        return o.default_class(self.classes)
 
     async def _sync_unbound_claim(self, claim: Obj) -> None:
         volume_name = spec(claim).get("volumeName") or ""
@@ -875,8 +870,3 @@ class PersistentVolumeBinder(Controller):
             f for f in o.finalizers(fresh) if f != PV_CONTROLLER_FINALIZER
         ]
         self.volumes.store(await self.client.update(PERSISTENTVOLUMES, clone))
-
-
-def is_default_class(sc: Obj) -> bool:
-    ann = o.annotations(sc)
-    return ann.get(ix.ANN_DEFAULT_CLASS) == "true" or ann.get(ix.ANN_BETA_DEFAULT_CLASS) == "true"

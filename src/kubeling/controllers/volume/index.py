@@ -40,8 +40,6 @@ ANN_MIGRATED_TO: Final = "pv.kubernetes.io/migrated-to"
 ANN_STORAGE_PROVISIONER: Final = "volume.kubernetes.io/storage-provisioner"
 ANN_BETA_STORAGE_PROVISIONER: Final = "volume.beta.kubernetes.io/storage-provisioner"
 ANN_SELECTED_NODE: Final = "volume.kubernetes.io/selected-node"
-ANN_DEFAULT_CLASS: Final = "storageclass.kubernetes.io/is-default-class"
-ANN_BETA_DEFAULT_CLASS: Final = "storageclass.beta.kubernetes.io/is-default-class"
 
 MODE_ABBREVIATIONS: Final = {
     "ReadWriteOnce": "RWO",
@@ -87,9 +85,7 @@ def claim_ref_key(ref: dict[str, Any]) -> str:
 def claim_class_unset(claim: Obj) -> bool:
     """True when the claim expresses no class at all (nil spec field, no beta annotation):
     only such claims are defaulted, at admission or retroactively."""
-    return spec(claim).get(
-        "storageClassName"
-    ) is None and o.BETA_STORAGE_CLASS_ANNOTATION not in o.annotations(claim)
+    return not o.claim_has_class(claim)
 
 
 def volume_mode(obj: Obj) -> str:

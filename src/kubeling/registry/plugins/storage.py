@@ -18,9 +18,10 @@ reads an informer's lister), so they never go through a client.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Final
 
+from kubeling.machinery.objects import claim_has_class, default_class
 from kubeling.machinery.resources import STORAGECLASSES
 from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry.admission import Attributes, Plugin
@@ -28,41 +29,8 @@ from kubeling.registry.admission import Attributes, Plugin
 ObjectLister = Callable[[ResourceInfo], Awaitable[list[Obj]]]
 """``resource`` → every stored object of that (cluster-scoped) resource."""
 
-ANN_DEFAULT_CLASS: Final = "storageclass.kubernetes.io/is-default-class"
-ANN_BETA_DEFAULT_CLASS: Final = "storageclass.beta.kubernetes.io/is-default-class"
-ANN_BETA_STORAGE_CLASS: Final = "volume.beta.kubernetes.io/storage-class"
 PVC_PROTECTION_FINALIZER: Final = "kubernetes.io/pvc-protection"
 PV_PROTECTION_FINALIZER: Final = "kubernetes.io/pv-protection"
-
-
-def _annotations(obj: Obj) -> dict[str, str]:
-    return (obj.get("metadata") or {}).get("annotations") or {}
-
-
-def is_default_class(sc: Obj) -> bool:
-    """``IsDefaultAnnotation``."""
-    ann = _annotations(sc)
-    return ann.get(ANN_DEFAULT_CLASS) == "true" or ann.get(ANN_BETA_DEFAULT_CLASS) == "true"
-
-
-def default_class(classes: Sequence[Obj]) -> Obj | None:
-    """``GetDefaultClass``: the newest default class; ties by name ascending."""
-    defaults = [sc for sc in classes if is_default_class(sc)]
-    if not defaults:
-        return None
-    defaults.sort(key=lambda sc: (sc.get("metadata") or {}).get("name") or "")
-    # RFC 3339 timestamps in UTC sort as text; a stable sort keeps names ascending on ties
-    defaults.sort(
-        key=lambda sc: (sc.get("metadata") or {}).get("creationTimestamp") or "", reverse=True
-    )
-    return defaults[0]
-
-
-def claim_has_class(claim: Obj) -> bool:
-    """``PersistentVolumeClaimHasClass``: the beta annotation or a non-nil spec field."""
-    if ANN_BETA_STORAGE_CLASS in _annotations(claim):
-        return True
-    return (claim.get("spec") or {}).get("storageClassName") is not None
 
 
 def _is_core(a: Attributes, plural: str) -> bool:
