@@ -1,8 +1,10 @@
 """Small accessors and builders every layer uses on JSON-shaped objects.
 
 Objects stay plain dicts (see ``machinery.types``); these helpers only read and build the
-few pieces everyone needs (metadata, owner references, conditions, timestamps) so that the
-spelling of field names lives in one place. Readers never create missing maps, so reading
+few pieces everyone needs (metadata, owner references, conditions, timestamps, and the
+upstream ``podutil`` and ``storage/util`` rules several controllers and the registry apply:
+pod readiness, claim and default storage classes) so that the spelling of field names and
+each rule live in one place. Readers never create missing maps, so reading
 an object cannot change it; writers say so in their name.
 
 ``deep_copy`` round-trips through orjson: measured on a StatefulSet-sized object it is about
