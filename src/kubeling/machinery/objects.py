@@ -4,8 +4,8 @@ Objects stay plain dicts (see ``machinery.types``); these helpers only read and 
 few pieces everyone needs (metadata, owner references, conditions, timestamps, and the
 upstream ``podutil`` and ``storage/util`` rules several controllers and the registry apply:
 pod readiness, claim and default storage classes) so that the spelling of field names and
-each rule live in one place. Readers never create missing maps, so reading
-an object cannot change it; writers say so in their name.
+each rule live in one place. Readers never create missing maps, so reading an object
+cannot change it; writers say so in their name.
 
 ``deep_copy`` round-trips through orjson: measured on a StatefulSet-sized object it is about
 twice as fast as a recursive dict/list copier and eight times faster than
