@@ -430,3 +430,127 @@ async def test_registered_subresource_serves_requests(registry: Registry) -> Non
     await registry.store(r.PODS).create(pod(), namespace="default", ctx=ctx())
     out = await registry.store(r.PODS).get(namespace="default", name="p", subresource="log")
     assert out == {"text": "logs of p"}
+
+
+def _workload(kind: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": {"app": "w"}},
+        "template": {
+            "metadata": {"labels": {"app": "w"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+        },
+    }
+    if kind == "StatefulSet":
+        spec["serviceName"] = "w"
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "w"}, "spec": spec}
+
+
+_CLAIM = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": "w"},
+    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+}
+_VOLUME = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolume",
+    "metadata": {"name": "w"},
+    "spec": {
+        "capacity": {"storage": "1Gi"},
+        "accessModes": ["ReadWriteOnce"],
+        "hostPath": {"path": "/tmp/w"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("resource", "body", "spec_change", "status", "labels_persist"),
+    [
+        pytest.param(
+            r.PODS, pod("w"), {"activeDeadlineSeconds": 5}, {"phase": "Running"}, True, id="pod"
+        ),
+        pytest.param(
+            r.PERSISTENTVOLUMECLAIMS,
+            _CLAIM,
+            {"volumeName": "x"},
+            {"phase": "Bound"},
+            True,
+            id="pvc",
+        ),
+        pytest.param(
+            r.PERSISTENTVOLUMES,
+            _VOLUME,
+            {"storageClassName": "x"},
+            {"phase": "Available"},
+            True,
+            id="pv",
+        ),
+        pytest.param(
+            r.STATEFULSETS,
+            _workload("StatefulSet"),
+            {"minReadySeconds": 7},
+            {"replicas": 1, "availableReplicas": 1},
+            True,
+            id="statefulset",
+        ),
+        pytest.param(
+            r.REPLICASETS,
+            _workload("ReplicaSet"),
+            {"minReadySeconds": 7},
+            {"replicas": 1, "availableReplicas": 1},
+            True,
+            id="replicaset",
+        ),
+        pytest.param(
+            r.DEPLOYMENTS,
+            _workload("Deployment"),
+            {"minReadySeconds": 7},
+            {"replicas": 1, "availableReplicas": 1},
+            False,
+            id="deployment",
+        ),
+    ],
+)
+async def test_status_update_keeps_spec_and_takes_metadata_as_upstream(
+    registry: Registry,
+    resource: Any,
+    body: dict[str, Any],
+    spec_change: dict[str, Any],
+    status: dict[str, Any],
+    labels_persist: bool,
+) -> None:
+    store = registry.store(resource)
+    made = await store.create(body, namespace="default", ctx=ctx())
+    sent = orjson.loads(orjson.dumps(made))
+    sent["metadata"]["labels"] = {"via": "status"}
+    sent["metadata"]["annotations"] = {"note": "status"}
+    sent["metadata"]["uid"] = made["metadata"]["uid"]
+    sent["metadata"]["creationTimestamp"] = "2000-01-01T00:00:00Z"
+    sent["spec"].update(spec_change)
+    sent["status"] = {**(made.get("status") or {}), **status}
+    out, _ = await store.update(
+        sent, namespace="default", name="w", ctx=ctx(), subresource="status"
+    )
+    assert out["spec"] == made["spec"], "spec comes from the stored object"
+    assert out["metadata"]["creationTimestamp"] == made["metadata"]["creationTimestamp"]
+    assert out["metadata"]["annotations"] == {"note": "status"}
+    assert out["status"] == sent["status"]
+    if labels_persist:
+        assert out["metadata"]["labels"] == {"via": "status"}
+    else:
+        assert out["metadata"].get("labels") == made["metadata"].get("labels")
+
+
+async def test_pod_status_update_keeps_owner_references_and_qos_class(
+    registry: Registry,
+) -> None:
+    pods = registry.store(r.PODS)
+    made = await pods.create(pod("q"), namespace="default", ctx=ctx())
+    sent = orjson.loads(orjson.dumps(made))
+    sent["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u-1"}
+    ]
+    sent["status"] = {"phase": "Running"}
+    out, _ = await pods.update(sent, namespace="default", name="q", ctx=ctx(), subresource="status")
+    assert "ownerReferences" not in out["metadata"]
+    assert out["status"] == {"phase": "Running", "qosClass": made["status"]["qosClass"]}

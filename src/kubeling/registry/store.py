@@ -1053,20 +1053,14 @@ class ResourceStore:
         nm = new.setdefault("metadata", {})
         om = old["metadata"]
         if subresource == "status":
-            # A /status write changes status only (and keeps metadata the object owns).
-            kept = copy.deepcopy(old)
-            if "status" in new:
-                kept["status"] = new["status"]
+            # upstream's status strategies: the body's status and metadata, the old spec;
+            # the kind's hook resets what else its /status may not touch (Deployment
+            # labels, Pod ownerReferences); rest.BeforeUpdate below keeps the server's
+            # metadata (uid, creationTimestamp, generation, deletionTimestamp...).
+            if "spec" in old:
+                new["spec"] = copy.deepcopy(old["spec"])
             else:
-                kept.pop("status", None)
-            kept["metadata"]["resourceVersion"] = nm.get("resourceVersion", om["resourceVersion"])
-            if operation == "Apply":
-                # the apply computed the new managedFields (absent: nobody owns anything).
-                kept["metadata"].pop("managedFields", None)
-                if "managedFields" in nm:
-                    kept["metadata"]["managedFields"] = nm["managedFields"]
-            new = kept
-            nm = new["metadata"]
+                new.pop("spec", None)
             self.strategy.prepare_for_status_update(new, old)
         elif subresource == "":
             if self.strategy.status_subresource:

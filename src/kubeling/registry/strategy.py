@@ -120,7 +120,8 @@ class Strategy:
     # -- status subresource ------------------------------------------------------------------
 
     def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
-        """A ``/status`` write changes only status: keep spec (and the rest) from old."""
+        """What a ``/status`` write may not change beyond ``spec`` (which the store keeps
+        from old): upstream's status strategy of the kind (e.g. Deployment labels)."""
 
     def validate_status_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return []

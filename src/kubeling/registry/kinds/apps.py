@@ -106,6 +106,15 @@ def _is_zero_int_or_percent(value: Any) -> bool:
 
 @dataclass(kw_only=True)
 class DeploymentStrategy(_WorkloadStrategy):
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        """upstream ``deploymentStatusStrategy``: deployments/status keeps the old labels
+        (annotations may change there, as for every other kind)."""
+        nm, om = sub(new, "metadata"), old.get("metadata") or {}
+        if "labels" in om:
+            nm["labels"] = deep_copy(om["labels"])
+        else:
+            nm.pop("labels", None)
+
     def default(self, obj: Obj) -> None:
         spec = sub(obj, "spec")
         spec.setdefault("replicas", 1)

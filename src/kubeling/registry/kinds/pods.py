@@ -646,6 +646,18 @@ class PodStrategy(PrintedStrategy):
         default_pod_spec(spec)
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
 
+    def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
+        """upstream ``podStatusStrategy``: pods/status may not touch ownerReferences (old
+        kubelets corrupted them); a status without ``qosClass`` keeps the old one."""
+        nm, om = sub(new, "metadata"), old.get("metadata") or {}
+        if "ownerReferences" in om:
+            nm["ownerReferences"] = deep_copy(om["ownerReferences"])
+        else:
+            nm.pop("ownerReferences", None)
+        old_qos = (old.get("status") or {}).get("qosClass")
+        if old_qos and not (new.get("status") or {}).get("qosClass"):
+            sub(new, "status")["qosClass"] = old_qos
+
     def validate(self, obj: Obj) -> list[FieldError]:
         return validate_pod_spec(obj.get("spec") or {}, Path("spec"))
 
