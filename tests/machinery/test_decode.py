@@ -330,3 +330,53 @@ def test_decode_body_accepts_json_and_kubectl_protobuf() -> None:
     )
     assert obj == {"kind": "ConfigMap", "apiVersion": "v1", "data": {"a": "b"}}
     assert warnings == ['unknown field "x"']
+
+
+CONFIGMAP = GroupVersionKind(group="", version="v1", kind="ConfigMap")
+CONTROLLER_REVISION = GroupVersionKind(group="apps", version="v1", kind="ControllerRevision")
+
+
+@pytest.mark.parametrize("mode", ["Strict", "Warn", "Ignore"])
+def test_decode_nulls_become_what_go_typed_decoding_leaves(mode: str) -> None:
+    body = loads(
+        b"""{"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"x": null}, "finalizers": [null],
+                     "resourceVersion": null},
+        "spec": {"replicas": null, "template": {"spec": {
+          "containers": [null, {"name": "c", "image": null, "args": [null],
+                                "resources": {"limits": {"cpu": null}}, "ports": [null]}],
+          "volumes": [null]}}}}"""
+    )
+    obj, _ = decode_object(body, gvk=DEPLOYMENT, mode=mode)  # type: ignore[arg-type]
+    assert obj["metadata"] == {"name": "web", "labels": {"x": ""}, "finalizers": [""]}
+    assert obj["spec"] == {
+        "template": {
+            "spec": {
+                "containers": [
+                    {},
+                    {
+                        "name": "c",
+                        "args": [""],
+                        "resources": {"limits": {"cpu": "0"}},
+                        "ports": [{}],
+                    },
+                ],
+                "volumes": [{}],
+            }
+        }
+    }
+    # the caller's body is left as it was
+    assert body["spec"]["replicas"] is None
+
+
+def test_decode_nulls_in_string_maps_and_free_form_values() -> None:
+    cm, _ = decode_object(
+        {"apiVersion": "v1", "kind": "ConfigMap", "data": {"key1": None, "key2": "v"}},
+        gvk=CONFIGMAP,
+    )
+    assert cm["data"] == {"key1": "", "key2": "v"}
+    rev, _ = decode_object(
+        {"apiVersion": "apps/v1", "kind": "ControllerRevision", "data": {"a": None, "b": [None]}},
+        gvk=CONTROLLER_REVISION,
+    )
+    assert rev["data"] == {"a": None, "b": [None]}  # RawExtension: kept as written

@@ -5,7 +5,8 @@ reports every unknown and duplicate field (``unknown field "spec.containers[0].f
 document order, and the first type mismatch (``json: cannot unmarshal string into Go struct
 field DeploymentSpec.spec.replicas of type int32``). kubeling has no Go structs; it walks the
 already-parsed JSON against the upstream schema (``machinery.schema``) and produces the same
-texts. Duplicate keys vanish in an ordinary JSON parse, so ``loads`` parses with a pairs hook
+texts. JSON nulls are replaced on the way as Go would leave them (a zero value), so every
+object stored is one Go could have written. Duplicate keys vanish in an ordinary JSON parse, so ``loads`` parses with a pairs hook
 that keeps, only for objects that really have duplicates, the original key/value sequence.
 
 Speed matters (every write passes through here): each schema spot is compiled once into a
@@ -217,6 +218,25 @@ class _Fatal(Exception):
     """An error upstream returns at once (custom unmarshalers), ending the decode."""
 
 
+def _zero(c: _Compiled) -> Any:
+    """What Go's typed decoding leaves for a JSON ``null`` inside a list or map of ``c``: the
+    type's zero value as Go marshals it again (``None`` where Go's zero value marshals as
+    ``null``: slices, maps, times, free-form values)."""
+    kind = c.kind
+    if kind == _SCALAR:
+        go = c.go_type
+        return "" if go == "string" else False if go == "bool" else 0
+    if kind == _OBJECT:
+        return {}
+    if kind == _QTY:
+        return "0"  # resource.Quantity's UnmarshalJSON reads null as zero
+    if kind == _INTSTR:
+        return 0
+    if kind == _BYTES:
+        return ""  # a nil []byte comes back from etcd's protobuf as an empty one
+    return None
+
+
 def _json_kind(v: Any) -> str:
     if isinstance(v, bool):
         return "bool"
@@ -277,14 +297,24 @@ class _Walk:
             item = c.child()
             if item.kind in (_SCALAR, _FREE):
                 if item.kind == _SCALAR:
+                    has_null = False
                     for x in v:
-                        if x is not None and not _scalar_ok(item, x):
+                        if x is None:
+                            has_null = True
+                        elif not _scalar_ok(item, x):
                             self.mismatch(x, item, struct, go_path)
                             break
+                    if has_null:
+                        zero = _zero(item)
+                        return [zero if x is None else x for x in v]
                 return v
             out: list[Any] | None = None
             for i, x in enumerate(v):
-                nx = self.value(item, x, f"{path}[{i}]", struct, go_path)
+                nx = (
+                    _zero(item)
+                    if x is None
+                    else self.value(item, x, f"{path}[{i}]", struct, go_path)
+                )
                 if nx is not x:
                     if out is None:
                         out = list(v)
@@ -304,16 +334,24 @@ class _Walk:
             if val.kind == _FREE:
                 return dict(v) if isinstance(v, DuplicateKeysDict) and self.keep else v
             if val.kind == _SCALAR:
+                has_null = False
                 for x in v.values():
-                    if x is not None and not _scalar_ok(val, x):
+                    if x is None:
+                        has_null = True
+                    elif not _scalar_ok(val, x):
                         self.mismatch(x, val, struct, go_path)
                         break
+                if has_null:
+                    zero = _zero(val)
+                    return {k: zero if x is None else x for k, x in v.items()}
                 return dict(v) if isinstance(v, DuplicateKeysDict) and self.keep else v
             mout: dict[str, Any] | None = (
                 dict(v) if isinstance(v, DuplicateKeysDict) and self.keep else None
             )
             for k, x in v.items():
-                nx = self.value(val, x, _join(path, k), struct, go_path)
+                nx = (
+                    _zero(val) if x is None else self.value(val, x, _join(path, k), struct, go_path)
+                )
                 if nx is not x:
                     if mout is None:
                         mout = dict(v)
@@ -385,8 +423,16 @@ class _Walk:
                 seen.add(k)
             if child is None:
                 continue
+            if x is None:
+                # Go leaves a field it reads null at its zero value, which omitempty (or a nil
+                # pointer) leaves out of the object it writes back
+                if v.get(k, 0) is None:
+                    if out is None:
+                        out = dict(v)
+                    out.pop(k, None)
+                continue
             nx = self.value(child, x, _join(path, k), struct, _join(go_path, k))
-            if nx is not x and self.keep:
+            if nx is not x:
                 if out is None:
                     out = dict(v)
                 if v.get(k) is x:
@@ -623,8 +669,10 @@ def decode_object(
 
     ``gvk`` is the type the endpoint expects. ``body`` should come from ``loads`` (so
     duplicate keys are known); pass ``raw`` instead (``body`` is then ignored) to have it
-    parsed here. Returns the object, with unknown fields dropped unless nothing was unknown
-    (then ``body`` itself is returned, not a copy), and the warning texts
+    parsed here. Returns the object, with unknown fields dropped and JSON nulls replaced as
+    Go's typed decoding leaves them (a null field is absent, a null in a list or map of
+    strings is ``""``, of objects ``{}``; free-form values keep theirs), unless there was
+    nothing to change (then ``body`` itself is returned, not a copy), and the warning texts
     (``unknown field "spec.foo"``; only in ``Warn`` mode).
 
     Raises ``BadRequest`` with upstream's texts, in upstream's order: a body naming another
@@ -660,9 +708,7 @@ def decode_object(
                 "strict decoding error: " + ", ".join(walk.errors),
                 target_kind=gvk.kind,
             )
-        if mode == "Strict":
-            out = body
-        elif mode == "Warn":
+        if mode == "Warn":
             warnings = walk.errors
     if body_gvk.api_version != gvk.api_version:
         raise _api_version_error(body_gvk, gvk)
