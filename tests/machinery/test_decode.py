@@ -380,3 +380,13 @@ def test_decode_nulls_in_string_maps_and_free_form_values() -> None:
         gvk=CONTROLLER_REVISION,
     )
     assert rev["data"] == {"a": None, "b": [None]}  # RawExtension: kept as written
+
+
+def test_decode_secret_data_is_reencoded_as_go_writes_it() -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "data": {"nl": "YWJj\nZA==", "bits": "YWJjZB==", "plain": "YWJjZA==", "null": None},
+    }
+    obj, _ = decode_object(body, gvk=SECRET)
+    assert obj["data"] == {"nl": "YWJjZA==", "bits": "YWJjZA==", "plain": "YWJjZA==", "null": ""}

@@ -391,9 +391,11 @@ class _Walk:
                 self.mismatch(v, c, struct, go_path)
                 return v
             err = _base64_error(v)
-            if err is not None and self.type_error is None:
-                self.type_error = err
-            return v
+            if err is not None:
+                if self.type_error is None:
+                    self.type_error = err
+                return v
+            return _base64_canonical(v)
         return v  # free-form
 
     def obj(self, c: _Compiled, v: dict[str, Any], path: str, go_path: str) -> dict[str, Any]:
@@ -581,6 +583,15 @@ def _base64_error(s: str) -> str | None:
         # this points at the end of the last complete quantum instead.
         return f"illegal base64 data at input byte {len(data) - len(data) % 4}"
     return None
+
+
+def _base64_canonical(s: str) -> str:
+    """Go decodes a ``[]byte`` field and encodes the bytes again when it writes the object, so
+    line breaks (which its decoder skips) and stray padding bits are gone from what it stores.
+    ``s`` has passed ``_base64_error``; returns ``s`` itself when it is already canonical."""
+    raw = s.encode()
+    again = binascii.b2a_base64(binascii.a2b_base64(raw), newline=False)
+    return s if again == raw else again.decode()
 
 
 # -- public entry points --------------------------------------------------------------------------
