@@ -7,12 +7,15 @@ like upstream's ``AddHandlers``); kinds add only defaults and validation.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from kubeling.machinery.types import Obj
 from kubeling.registry.printers import PRINTERS
 from kubeling.registry.strategy import Column, Strategy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
@@ -23,7 +26,22 @@ class PrintedStrategy(Strategy):
 
     def row(self, obj: Obj, *, now: float) -> list[Any]:
         printer = PRINTERS.get(self.info.kind)
-        return printer[1](obj, now=now) if printer else super().row(obj, now=now)
+        if not printer:
+            return super().row(obj, now=now)
+        try:
+            return printer[1](obj, now=now)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+            # upstream prints typed objects, so a row cannot fail there; here a stored value
+            # of an odd shape (written by an older kubeling) must not turn a whole list into
+            # a 500, so that object's row says <unknown> after its name
+            name = (obj.get("metadata") or {}).get("name", "")
+            log.warning(
+                "Printing the %s row of %r failed; showing <unknown> cells.",
+                self.info.kind,
+                name,
+                exc_info=True,
+            )
+            return [name] + ["<unknown>"] * (len(printer[0]) - 1)
 
 
 def sub(obj: Obj, key: str) -> dict[str, Any]:
