@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import random
 from typing import Any
 
+import pytest
+
 from kubeling.machinery import resources as r
+from kubeling.machinery.decode import decode_object
+from kubeling.machinery.errors import BadRequest, StatusError
 from kubeling.registry.catalog import strategies
 
 NOW = 1_700_000_000.0
@@ -26,3 +33,256 @@ def test_row_of_an_odd_object_shows_unknown_cells_instead_of_raising() -> None:
     assert row[0] == "web"
     assert len(row) == len(s.columns())
     assert "<unknown>" in row
+
+
+# Bodies with most of the nested shapes the validators walk (lists of objects, maps, probes,
+# projected volumes, affinity terms); the fuzz below breaks them one spot at a time.
+_POD_SPEC: dict[str, Any] = {
+    "containers": [
+        {
+            "name": "c",
+            "image": "i",
+            "env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+            "envFrom": [{"configMapRef": {"name": "c"}}],
+            "ports": [{"containerPort": 80, "name": "http"}],
+            "livenessProbe": {"httpGet": {"port": 80, "path": "/"}},
+            "readinessProbe": {"exec": {"command": ["a"]}},
+            "lifecycle": {"preStop": {"exec": {"command": ["a"]}}},
+            "securityContext": {"capabilities": {"add": ["X"]}},
+            "resources": {"limits": {"cpu": "1"}, "requests": {"cpu": "1"}},
+            "volumeMounts": [{"name": "v", "mountPath": "/a"}],
+        }
+    ],
+    "initContainers": [{"name": "i", "image": "i"}],
+    "volumes": [
+        {
+            "name": "v",
+            "projected": {
+                "sources": [
+                    {"secret": {"name": "s", "items": [{"key": "a", "path": "b"}]}},
+                    {"serviceAccountToken": {"path": "t"}},
+                    {
+                        "downwardAPI": {
+                            "items": [{"path": "p", "fieldRef": {"fieldPath": "metadata.name"}}]
+                        }
+                    },
+                ]
+            },
+        },
+        {"name": "w", "configMap": {"name": "c", "items": [{"key": "a", "path": "b"}]}},
+        {"name": "x", "persistentVolumeClaim": {"claimName": "c"}},
+        {"name": "h", "hostPath": {"path": "/tmp", "type": "DirectoryOrCreate"}},
+    ],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "a", "operator": "In", "values": ["b"]}]}
+                ]
+            }
+        },
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 1,
+                    "podAffinityTerm": {"topologyKey": "k", "labelSelector": {"matchLabels": {}}},
+                }
+            ]
+        },
+    },
+    "tolerations": [{"key": "k", "operator": "Exists"}],
+    "topologySpreadConstraints": [
+        {"maxSkew": 1, "topologyKey": "k", "whenUnsatisfiable": "DoNotSchedule"}
+    ],
+    "dnsConfig": {"nameservers": ["1.1.1.1"], "options": [{"name": "ndots", "value": "2"}]},
+    "hostAliases": [{"ip": "1.2.3.4", "hostnames": ["a"]}],
+    "imagePullSecrets": [{"name": "x"}],
+    "readinessGates": [{"conditionType": "a"}],
+    "securityContext": {"sysctls": [{"name": "a", "value": "b"}]},
+}
+_TEMPLATE = {"metadata": {"labels": {"app": "a"}}, "spec": _POD_SPEC}
+_SELECTOR = {
+    "matchLabels": {"app": "a"},
+    "matchExpressions": [{"key": "app", "operator": "Exists"}],
+}
+SEEDS: list[dict[str, Any]] = [
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": _POD_SPEC},
+    {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {
+            "selector": _SELECTOR,
+            "template": _TEMPLATE,
+            "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+        },
+    },
+    {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "s"},
+        "spec": {
+            "selector": _SELECTOR,
+            "serviceName": "s",
+            "template": _TEMPLATE,
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    },
+                }
+            ],
+        },
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "s"},
+        "spec": {
+            "selector": {"a": "b"},
+            "ports": [{"port": 80, "targetPort": 8080, "name": "http", "nodePort": 30080}],
+            "type": "NodePort",
+        },
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": "pv"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "local": {"path": "/tmp"},
+            "claimRef": {"namespace": "default", "name": "c"},
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "a", "operator": "In", "values": ["b"]}]}
+                    ]
+                }
+            },
+        },
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "n"},
+        "spec": {"podCIDR": "10.0.0.0/24", "taints": [{"key": "k", "effect": "NoSchedule"}]},
+        "status": {
+            "capacity": {"cpu": "1"},
+            "addresses": [{"type": "InternalIP", "address": "1.2.3.4"}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "e"},
+        "subsets": [
+            {
+                "addresses": [{"ip": "10.0.0.1", "targetRef": {"kind": "Pod", "name": "p"}}],
+                "ports": [{"port": 80}],
+            }
+        ],
+    },
+    {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "e"},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": True}}],
+        "ports": [{"port": 80, "name": "a", "protocol": "TCP"}],
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "e"},
+        "involvedObject": {"kind": "Pod", "name": "p"},
+        "reason": "R",
+        "message": "m",
+        "type": "Normal",
+        "source": {"component": "x"},
+        "count": 1,
+    },
+    {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": "sc"},
+        "provisioner": "p",
+        "parameters": {"a": "b"},
+        "allowedTopologies": [{"matchLabelExpressions": [{"key": "k", "values": ["v"]}]}],
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "labels": {"a": "b"}, "finalizers": ["x/y"]},
+        "data": {"a": "YWJj"},
+        "stringData": {"b": "c"},
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "c",
+            "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "u"}],
+        },
+        "data": {"a": "b"},
+    },
+]
+_ODD_VALUES = [None, [None], {}, [], "", "x", 0, -1, 2**31 - 1, True, [1], [""], [{}], {"a": None}]
+
+
+def _spots(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path] if path else []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _spots(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _spots(v, (*path, i))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_validators_never_raise_on_a_body_that_decodes(seed: int) -> None:
+    """A seeded fuzz (the same cases every run): break 1-3 spots of a valid body with nulls
+    and wrong-shaped values; whatever still decodes must end in a StatusError at worst."""
+    rng = random.Random(seed)
+    for _ in range(150):
+        _break_and_check(rng)
+
+
+def _break_and_check(rng: random.Random) -> None:
+    seed = rng.choice(SEEDS)
+    body = copy.deepcopy(seed)
+    for _ in range(rng.randint(1, 3)):
+        spots = [p for p in _spots(body) if p[0] not in ("apiVersion", "kind")]
+        path = rng.choice(spots)
+        target = body
+        for k in path[:-1]:
+            target = target[k]
+        target[path[-1]] = copy.deepcopy(rng.choice(_ODD_VALUES))
+    info = next(
+        i for i in strategies() if (i.api_version, i.kind) == (seed["apiVersion"], seed["kind"])
+    )
+    try:
+        obj, _ = decode_object(body, gvk=info.gvk, mode="Ignore")
+    except BadRequest:
+        return  # upstream's decoder refuses it too: a 400, not a crash
+    s = strategies()[info]
+    obj = copy.deepcopy(obj)
+    if not isinstance(obj.get("metadata"), dict):
+        obj["metadata"] = {}
+    old = copy.deepcopy(seed)
+    s.default(old)
+    s.prepare_for_create(old)
+    # each step may refuse with a StatusError; anything else would be a 500
+    with contextlib.suppress(StatusError):
+        s.default(obj)
+        s.prepare_for_create(obj)
+        s.validate(obj)
+        s.row(obj, now=NOW)
+        new = copy.deepcopy(obj)
+        s.prepare_for_update(new, old)
+        s.validate_update(new, old)
