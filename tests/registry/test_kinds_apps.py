@@ -179,3 +179,51 @@ def test_statefulset_policy_and_strategy_messages() -> None:
         "spec.updateStrategy.rollingUpdate: Invalid value: {}: only allowed for updateStrategy "
         "'RollingUpdate'"
     ]
+
+
+def rc(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1"}]},
+        }
+    }
+    base.update(spec)
+    return {"apiVersion": "v1", "kind": "ReplicationController",
+            "metadata": {"name": "web", "namespace": "default"}, "spec": base}  # fmt: skip
+
+
+def test_replicationcontroller_defaults_selector_and_labels_from_template() -> None:
+    out, errs = create(r.REPLICATIONCONTROLLERS, rc())
+    assert errs == []
+    assert out["spec"]["selector"] == {"app": "web"}
+    assert out["metadata"]["labels"] == {"app": "web"}
+    assert out["spec"]["replicas"] == 1
+    assert out["spec"]["template"]["spec"]["restartPolicy"] == "Always"
+    assert out["status"] == {"replicas": 0}
+
+
+def test_replicationcontroller_validation_messages() -> None:
+    obj = rc(replicas=-1, minReadySeconds=-2, selector={"app": "other"})
+    obj["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    obj["spec"]["template"]["spec"]["activeDeadlineSeconds"] = 5
+    _, errs = create(r.REPLICATIONCONTROLLERS, obj)
+    assert errs == [
+        "spec.minReadySeconds: Invalid value: -2: must be greater than or equal to 0",
+        "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+        'spec.template.metadata.labels: Invalid value: map[string]string{"app":"web"}: '
+        "`selector` does not match template `labels`",
+        'spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always"',
+        "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in "
+        "ReplicationController is not Supported",
+    ]
+    _, errs = create(r.REPLICATIONCONTROLLERS, rc(template=None))
+    assert errs == ["spec.selector: Required value", "spec.template: Required value"]
+
+
+def test_replicationcontroller_selector_may_change() -> None:
+    old, _ = create(r.REPLICATIONCONTROLLERS, rc())
+    new = copy.deepcopy(old)
+    new["spec"]["selector"] = {"app": "web", "x": "y"}
+    new["spec"]["template"]["metadata"]["labels"]["x"] = "y"
+    assert update(r.REPLICATIONCONTROLLERS, new, old)[1] == []

@@ -413,8 +413,11 @@ def test_event_row_events_v1_list_item_without_type_meta() -> None:
 # upstream v1.32 printers.go declares these columns "integer"; every other column of the
 # kinds kubeling serves is "string" (ConfigMap/Secret DATA, Event COUNT, Deployment
 # UP-TO-DATE and AVAILABLE and ControllerRevision REVISION included, integer cells and all).
-_UPSTREAM_INTEGER_COLUMNS = {("replicasets", "Desired"), ("replicasets", "Current"),
-                             ("replicasets", "Ready")}  # fmt: skip
+_UPSTREAM_INTEGER_COLUMNS = {
+    (plural, name)
+    for plural in ("replicasets", "replicationcontrollers")
+    for name in ("Desired", "Current", "Ready")
+}
 
 
 @pytest.mark.parametrize("info", r.ALL, ids=lambda i: f"{i.group or 'core'}-{i.plural}")
@@ -432,3 +435,10 @@ def test_data_and_count_cells_are_integers_as_upstream() -> None:
     assert p.configmap_row(cm, now=NOW)[1] == 2
     secret = {"metadata": meta("s"), "type": "Opaque", "data": {"a": "MQ=="}}
     assert p.secret_row(secret, now=NOW)[2] == 1
+
+
+def test_replicationcontroller_row_prints_the_selector_map() -> None:
+    rc = {"metadata": meta("rc"), "spec": {"replicas": 2, "selector": {"b": "2", "a": "1"},
+          "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
+          "status": {"replicas": 1, "readyReplicas": 1}}  # fmt: skip
+    assert p.replicationcontroller_row(rc, now=NOW) == ["rc", 2, 1, 1, "5m", "c", "i", "a=1,b=2"]

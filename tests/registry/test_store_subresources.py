@@ -554,3 +554,35 @@ async def test_pod_status_update_keeps_owner_references_and_qos_class(
     out, _ = await pods.update(sent, namespace="default", name="q", ctx=ctx(), subresource="status")
     assert "ownerReferences" not in out["metadata"]
     assert out["status"] == {"phase": "Running", "qosClass": made["status"]["qosClass"]}
+
+
+async def test_replicationcontroller_is_served_with_scale(registry: Registry) -> None:
+    store = registry.store(r.REPLICATIONCONTROLLERS)
+    body = {
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "metadata": {"name": "rc"},
+        "spec": {
+            "replicas": 2,
+            "template": {
+                "metadata": {"labels": {"app": "rc", "tier": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+            },
+        },
+    }
+    made = await store.create(body, namespace="default", ctx=ctx())
+    assert made["spec"]["selector"] == {"app": "rc", "tier": "b"}
+    scale = await store.get(namespace="default", name="rc", subresource="scale")
+    assert scale["spec"] == {"replicas": 2}
+    assert scale["status"] == {"replicas": 0, "selector": "app=rc,tier=b"}
+    await store.patch(
+        namespace="default",
+        name="rc",
+        patch=b'{"spec":{"replicas":0}}',
+        content_type="application/merge-patch+json",
+        ctx=ctx(),
+        subresource="scale",
+    )
+    listed = await store.list(namespace="default", field_selector="status.replicas=0")
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["rc"]
+    assert listed["items"][0]["spec"]["replicas"] == 0

@@ -47,6 +47,17 @@ SERVICES: Final = ResourceInfo(
     categories=("all",),
     subresources=("status",),
 )
+REPLICATIONCONTROLLERS: Final = ResourceInfo(
+    group="",
+    version="v1",
+    kind="ReplicationController",
+    plural="replicationcontrollers",
+    singular="replicationcontroller",
+    namespaced=True,
+    short_names=("rc",),
+    categories=("all",),
+    subresources=("scale", "status"),
+)
 ENDPOINTS: Final = ResourceInfo(
     group="",
     version="v1",
@@ -211,6 +222,7 @@ ALL: Final[tuple[ResourceInfo, ...]] = (
     SERVICEACCOUNTS,
     EVENTS,
     NODES,
+    REPLICATIONCONTROLLERS,
     DEPLOYMENTS,
     REPLICASETS,
     STATEFULSETS,

@@ -16,6 +16,7 @@ from kubeling.registry.kinds.apps import (
     ControllerRevisionStrategy,
     DeploymentStrategy,
     ReplicaSetStrategy,
+    ReplicationControllerStrategy,
     StatefulSetStrategy,
 )
 from kubeling.registry.kinds.core import (
@@ -50,6 +51,7 @@ STRATEGY_CLASSES: Final[dict[ResourceInfo, type[Strategy]]] = {
     r.SERVICEACCOUNTS: ServiceAccountStrategy,
     r.EVENTS: EventStrategy,
     r.NODES: NodeStrategy,
+    r.REPLICATIONCONTROLLERS: ReplicationControllerStrategy,
     r.DEPLOYMENTS: DeploymentStrategy,
     r.REPLICASETS: ReplicaSetStrategy,
     r.STATEFULSETS: StatefulSetStrategy,

@@ -836,6 +836,57 @@ def replicaset_row(rs: Obj, *, now: float) -> list[Any]:
     ]
 
 
+REPLICATIONCONTROLLER_COLUMNS: Final = [
+    NAME_COLUMN,
+    _col(
+        "Desired",
+        "Replicas is the number of desired replicas. This is a pointer to distinguish between "
+        "explicit zero and unspecified. Defaults to 1. More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller"
+        "#what-is-a-replicationcontroller",
+        type="integer",
+    ),
+    _col(
+        "Current",
+        "Replicas is the most recently observed number of replicas. More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller"
+        "#what-is-a-replicationcontroller",
+        type="integer",
+    ),
+    _col("Ready", "The number of ready replicas for this replication controller.", type="integer"),
+    AGE_COLUMN,
+    _CONTAINERS_COL,
+    _IMAGES_COL,
+    _col(
+        "Selector",
+        "Selector is a label query over pods that should match the Replicas count. If Selector "
+        "is empty, it is defaulted to the labels present on the Pod template. Label keys and "
+        "values that must match in order to be controlled by this replication controller, if "
+        "empty defaulted to labels on Pod template. More info: "
+        "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
+        "#label-selectors",
+        priority=1,
+    ),
+]
+
+
+def replicationcontroller_row(rc: Obj, *, now: float) -> list[Any]:
+    """upstream ``printReplicationController``: the selector is a plain label map."""
+    spec, status = _spec(rc), _status(rc)
+    names, images = _template_containers(rc)
+    selector = spec.get("selector") or {}
+    return [
+        _name(rc),
+        int(spec.get("replicas", 0)),
+        int(status.get("replicas", 0)),
+        int(status.get("readyReplicas", 0)),
+        age(rc, now=now),
+        names,
+        images,
+        ",".join(f"{k}={selector[k]}" for k in sorted(selector)) or "<none>",
+    ]
+
+
 STATEFULSET_COLUMNS: Final = [
     NAME_COLUMN,
     _col("Ready", "Number of the pod with ready state"),
@@ -900,6 +951,7 @@ PRINTERS: Final[dict[str, Printer]] = {
     "Lease": (LEASE_COLUMNS, lease_row),
     "Deployment": (DEPLOYMENT_COLUMNS, deployment_row),
     "ReplicaSet": (REPLICASET_COLUMNS, replicaset_row),
+    "ReplicationController": (REPLICATIONCONTROLLER_COLUMNS, replicationcontroller_row),
     "StatefulSet": (STATEFULSET_COLUMNS, statefulset_row),
     "ControllerRevision": (CONTROLLERREVISION_COLUMNS, controllerrevision_row),
 }

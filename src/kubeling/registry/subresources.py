@@ -162,12 +162,16 @@ class Status(Subresource):
 
 
 def scale_of(parent: Obj) -> Obj:
-    """The ``autoscaling/v1`` Scale of a Deployment, ReplicaSet or StatefulSet."""
+    """The ``autoscaling/v1`` Scale of a Deployment, ReplicaSet, StatefulSet or
+    ReplicationController (whose selector is a plain label map)."""
     m = parent.get("metadata") or {}
     spec = parent.get("spec") or {}
     status = parent.get("status") or {}
+    wanted = spec.get("selector")
+    if parent.get("kind") == "ReplicationController":
+        wanted = {"matchLabels": wanted or {}}
     try:
-        selector = selectors.selector_to_string(spec.get("selector"))
+        selector = selectors.selector_to_string(wanted)
     except BadRequest:
         selector = ""
     out_meta: Obj = {"name": m.get("name", "")}

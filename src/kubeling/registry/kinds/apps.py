@@ -206,6 +206,73 @@ class ReplicaSetStrategy(_WorkloadStrategy):
         return self.validate(new) + _selector_immutable(new, old)
 
 
+# -- ReplicationController -------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class ReplicationControllerStrategy(_WorkloadStrategy):
+    """core/v1 ReplicationController: served (defaults, validation, Table, status and scale)
+    so that clients that walk every workload kind (``kubectl cluster-info dump``, ``get all``)
+    work; kubeling runs no replication manager, so an RC's pods are never created: use a
+    Deployment or ReplicaSet. Upstream's rules: the selector is a plain label map, defaulted
+    from the template's labels (as are the RC's own labels), and it may change."""
+
+    field_selector_labels: ClassVar[tuple[str, ...]] = ("status.replicas",)
+
+    def field_labels(self, obj: Obj) -> dict[str, str]:
+        return {"status.replicas": str((obj.get("status") or {}).get("replicas", 0))}
+
+    def default(self, obj: Obj) -> None:
+        # SetDefaults_ReplicationController
+        spec = sub(obj, "spec")
+        template = spec.get("template")
+        labels = (template.get("metadata") or {}).get("labels") if template else None
+        if labels is not None:
+            if not spec.get("selector"):
+                spec["selector"] = dict(labels)
+            meta = sub(obj, "metadata")
+            if not meta.get("labels"):
+                meta["labels"] = dict(labels)
+        spec.setdefault("replicas", 1)
+        if template is not None:
+            default_pod_template(template)
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {"replicas": 0}
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        sp = Path("spec")
+        errs = _nonneg(spec, sp, "minReadySeconds")
+        selector = spec.get("selector") or {}
+        if not selector:
+            errs.append(f.required(sp.child("selector")))
+        errs.extend(_nonneg(spec, sp, "replicas"))
+        template = spec.get("template")
+        tp = sp.child("template")
+        if template is None:
+            errs.append(f.required(tp))
+            return errs
+        labels = (template.get("metadata") or {}).get("labels")
+        if selector and not selector_matches({"matchLabels": selector}, labels or {}):
+            errs.append(
+                f.invalid(tp.child("metadata", "labels"), go_string_map(labels), SELECTOR_MISMATCH)
+            )
+        errs.extend(validate_pod_template(template, tp, spec_rules=True))
+        tspec = template.get("spec") or {}
+        restart = tspec.get("restartPolicy", "")
+        if restart != "Always":
+            errs.append(f.not_supported(tp.child("spec", "restartPolicy"), restart, ("Always",)))
+        if tspec.get("activeDeadlineSeconds") is not None:
+            errs.append(
+                f.forbidden(
+                    tp.child("spec", "activeDeadlineSeconds"),
+                    "activeDeadlineSeconds in ReplicationController is not Supported",
+                )
+            )
+        return errs
+
+
 # -- StatefulSet -----------------------------------------------------------------------------
 
 POD_MANAGEMENT_POLICIES: Final = ("OrderedReady", "Parallel")
