@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from kubeling.machinery.decode import (
+    MAX_DEPTH,
     DuplicateKeysDict,
     check_type_meta,
+    check_value_depth,
     decode_body,
     decode_object,
     has_duplicates,
@@ -390,3 +392,41 @@ def test_decode_secret_data_is_reencoded_as_go_writes_it() -> None:
     }
     obj, _ = decode_object(body, gvk=SECRET)
     assert obj["data"] == {"nl": "YWJjZA==", "bits": "YWJjZA==", "plain": "YWJjZA==", "null": ""}
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        pytest.param(_nested(MAX_DEPTH), False, id="at-the-limit"),
+        pytest.param(_nested(MAX_DEPTH + 1), True, id="one-deeper"),
+        pytest.param('{"a": ' + _nested(1000) + "}", True, id="thousand-deep"),
+        pytest.param('{"s": "' + "[" * 500 + '"}', False, id="brackets-inside-a-string"),
+        pytest.param('{"s": "\\"' + "{" * 500 + '"}', False, id="after-an-escaped-quote"),
+    ],
+)
+def test_loads_refuses_bodies_nested_deeper_than_the_limit(text: str, refused: bool) -> None:
+    if not refused:
+        assert loads(text) is not None
+        return
+    with pytest.raises(BadRequest) as exc:
+        loads(text)
+    assert exc.value.message == (
+        f"the request body is nested too deeply: kubeling accepts at most {MAX_DEPTH} levels of "
+        "JSON arrays and objects"
+    )
+
+
+def test_check_value_depth_walks_parsed_yaml_without_recursion() -> None:
+    deep: list[Any] = []
+    cur = deep
+    for _ in range(5000):
+        nxt: list[Any] = []
+        cur.append(nxt)
+        cur = nxt
+    with pytest.raises(BadRequest):
+        check_value_depth(deep)
+    check_value_depth({"a": [[{"b": []}]]})

@@ -75,10 +75,15 @@ def load_yaml(raw: bytes) -> Any:
         return decode.loads(raw)
     import yaml
 
+    decode.check_depth(raw)
     try:
-        return yaml.safe_load(raw)
+        doc = yaml.safe_load(raw)
     except yaml.YAMLError as e:
         raise BadRequest(f"error decoding YAML: {e}") from e
+    except RecursionError:
+        raise decode.too_deep() from None
+    decode.check_value_depth(doc)
+    return doc
 
 
 def decode_patch(raw: bytes, content_type: bytes) -> tuple[str, Any]:

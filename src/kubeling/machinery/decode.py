@@ -36,6 +36,13 @@ _QUANTITY: Final = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 _INT_OR_STRING: Final = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 _REF_PREFIX: Final = "#/$defs/"
 _BASE64_CHARS: Final = re.compile(rb"[^A-Za-z0-9+/=\r\n]")
+# Upstream's JSON decoder refuses nesting deeper than 10000. kubeling walks bodies with
+# recursive Python (decoding, deep copies, patches, managed fields; up to about three frames a
+# level against the interpreter's 1000), so a body as deep as upstream allows would end in a
+# RecursionError, a 500. No Kubernetes object comes near 100 levels (CRD schemas nest about
+# two levels per schema level), so bodies deeper than that are refused up front with a 400.
+MAX_DEPTH: Final = 100
+_NESTING_TOKENS: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 # -- parsing with duplicate detection ---------------------------------------------------------
@@ -59,11 +66,54 @@ def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return d
 
 
+def check_depth(raw: bytes | str) -> None:
+    """Refuse JSON text nested more than ``MAX_DEPTH`` arrays and objects deep (``BadRequest``);
+    brackets inside strings do not count."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return  # the common case: too few brackets to nest that deep, no scan
+    depth = 0
+    for m in _NESTING_TOKENS.finditer(data):
+        token = m.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise too_deep()
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
+def check_value_depth(value: Any) -> None:
+    """``check_depth`` for an already parsed value (YAML, whose block style nests by
+    indentation rather than brackets); iterative, so a deep value cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children: Any = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise too_deep()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+
+
+def too_deep() -> BadRequest:
+    return BadRequest(
+        f"the request body is nested too deeply: kubeling accepts at most {MAX_DEPTH} levels of "
+        "JSON arrays and objects"
+    )
+
+
 def loads(raw: bytes | str) -> Any:
     """Parse JSON, remembering duplicate keys for ``decode_object``.
 
-    Raises ``BadRequest`` for malformed JSON. Objects without duplicate keys are plain dicts.
+    Raises ``BadRequest`` for malformed JSON, or JSON nested deeper than ``MAX_DEPTH``.
+    Objects without duplicate keys are plain dicts.
     """
+    check_depth(raw)
     try:
         return json.loads(raw, object_pairs_hook=_pairs_hook)
     except (ValueError, UnicodeDecodeError) as e:
@@ -741,13 +791,17 @@ def decode_body(
 
 
 __all__ = [
+    "MAX_DEPTH",
     "MODES",
     "DuplicateKeysDict",
     "Mode",
     "cannot_be_handled",
+    "check_depth",
     "check_type_meta",
+    "check_value_depth",
     "decode_body",
     "decode_object",
     "has_duplicates",
     "loads",
+    "too_deep",
 ]

@@ -1487,13 +1487,18 @@ def patch_type(content_type: str) -> str:
 
 
 def parse_patch(kind: str, raw: bytes) -> Any:
+    decoding.check_depth(raw)
     if kind == "apply":
         import yaml
 
         try:
-            return yaml.safe_load(raw) if raw.strip() else {}
+            doc = yaml.safe_load(raw) if raw.strip() else {}
         except yaml.YAMLError as e:
             raise BadRequest(f"error decoding YAML: {e}") from None
+        except RecursionError:
+            raise decoding.too_deep() from None
+        decoding.check_value_depth(doc)
+        return doc
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
