@@ -11,8 +11,10 @@ import pytest
 
 from kubeling.machinery import resources as r
 from kubeling.machinery.decode import decode_object
-from kubeling.machinery.errors import BadRequest, StatusError
+from kubeling.machinery.errors import BadRequest, Invalid, StatusError
 from kubeling.registry.catalog import strategies
+from kubeling.registry.registry import Registry
+from tests.registry.conftest import ctx
 
 NOW = 1_700_000_000.0
 
@@ -286,3 +288,37 @@ def _break_and_check(rng: random.Random) -> None:
         new = copy.deepcopy(obj)
         s.prepare_for_update(new, old)
         s.validate_update(new, old)
+
+
+def _configmap(name: str, **metadata: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **metadata}}
+
+
+async def test_create_with_a_resource_version_is_refused_by_storage_as_upstream(
+    registry: Registry,
+) -> None:
+    store = registry.store(r.CONFIGMAPS)
+    with pytest.raises(StatusError) as exc:
+        await store.create(_configmap("rv", resourceVersion="5"), namespace="default", ctx=ctx())
+    status = exc.value.to_status()
+    assert (status["code"], status["reason"], status["message"]) == (
+        500,
+        "",
+        "resourceVersion should not be set on objects to be created",
+    )
+    # validation comes first, as upstream's storage only sees valid objects
+    with pytest.raises(Invalid):
+        await store.create(
+            _configmap("rv", resourceVersion="5", labels={"-bad": "x"}),
+            namespace="default",
+            ctx=ctx(),
+        )
+    # a dry run never reaches storage; "0" and unparsable versions are no version at all
+    await store.create(
+        _configmap("rv", resourceVersion="5"), namespace="default", ctx=ctx(dry_run=True)
+    )
+    for i, rv in enumerate(("0", "-1", "abc")):
+        out = await store.create(
+            _configmap(f"ok{i}", resourceVersion=rv), namespace="default", ctx=ctx()
+        )
+        assert out["metadata"]["resourceVersion"] not in ("0", "-1", "abc")

@@ -671,8 +671,8 @@ class ResourceStore:
                 m["namespace"] = ns
         else:
             m.pop("namespace", None)
-        if m.get("resourceVersion"):
-            raise BadRequest("resourceVersion should not be set on objects to be created")
+        # upstream's storage refuses it (after validation and admission, never on a dry run)
+        rv_set = _nonzero_resource_version(m.get("resourceVersion"))
         self.strategy.default(obj)
         generated = not m.get("name") and bool(m.get("generateName"))
         for attempt in range(_GENERATE_NAME_ATTEMPTS if generated else 1):
@@ -688,6 +688,10 @@ class ResourceStore:
                         resource=self.info.plural, group=self.info.group, name=name
                     )
                 return self.to_served(prepared)
+            if rv_set:
+                raise _ResourceVersionSetOnCreate(
+                    "resourceVersion should not be set on objects to be created"
+                )
             try:
                 kv = await self._backend.create(self._key(ns, name), self._stored_bytes(prepared))
             except KeyExists:
@@ -1463,6 +1467,20 @@ class NamespaceStore(ResourceStore):
 
 class _Retry(Exception):
     """Internal: the swap lost a race; re-read and try again."""
+
+
+class _ResourceVersionSetOnCreate(StatusError):
+    """upstream's ``storage.ErrResourceVersionSetOnCreate``: a plain Go error, so the API
+    answers it as a 500 with no reason."""
+
+    reason = ""
+    code = 500
+
+
+def _nonzero_resource_version(value: Any) -> bool:
+    """Whether upstream's storage would see a resourceVersion on a new object: one that parses
+    as a non-zero uint64 (``"0"`` and unparsable text pass, as upstream)."""
+    return isinstance(value, str) and value.isascii() and value.isdigit() and 0 < int(value) < 2**64
 
 
 # -- patches -------------------------------------------------------------------------------------
