@@ -339,3 +339,25 @@ def test_create_secret_generic_protobuf_defaults_type_opaque(shared_kubeling: Ku
     obj = json.loads(k.ok("get", "secret", "s1", "-n", ns, "-o", "json"))
     assert obj["type"] == "Opaque"
     assert obj["data"] == {"pw": "czNjcjN0"}
+
+
+def test_cluster_info_dump_walks_every_workload_kind(
+    shared_kubeling: Kubeling, tmp_path: pathlib.Path
+) -> None:
+    # cluster-info dump lists nodes, events, replicationcontrollers, services, daemonsets,
+    # deployments, replicasets and pods; a 404 on any of them fails the whole command.
+    k = shared_kubeling
+    ns = _ns(k, "dump-e2e")
+    rc = (
+        "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: web}\nspec:\n"
+        "  replicas: 2\n  template:\n    metadata: {labels: {app: web}}\n"
+        "    spec: {containers: [{name: c, image: nginx}]}\n"
+    )
+    k.ok("apply", "-n", ns, "-f", "-", input=rc)
+    rows = k.ok("get", "rc", "-n", ns, "--no-headers").split()
+    assert rows[:4] == ["web", "2", "0", "0"]
+    out = tmp_path / "dump"
+    k.ok("cluster-info", "dump", "--namespaces", ns, f"--output-directory={out}")
+    dumped = json.loads((out / ns / "replication-controllers.json").read_text())
+    assert [i["metadata"]["name"] for i in dumped["items"]] == ["web"]
+    assert json.loads((out / ns / "daemonsets.json").read_text())["items"] == []

@@ -227,3 +227,38 @@ def test_replicationcontroller_selector_may_change() -> None:
     new["spec"]["selector"] = {"app": "web", "x": "y"}
     new["spec"]["template"]["metadata"]["labels"]["x"] = "y"
     assert update(r.REPLICATIONCONTROLLERS, new, old)[1] == []
+
+
+def test_daemonset_defaults_and_status() -> None:
+    out, errs = create(r.DAEMONSETS, workload("DaemonSet"))
+    assert errs == []
+    assert out["spec"]["updateStrategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0},
+    }
+    assert out["spec"]["revisionHistoryLimit"] == 10
+    assert out["status"] == {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                             "desiredNumberScheduled": 0, "numberReady": 0}  # fmt: skip
+
+
+def test_daemonset_validation_messages() -> None:
+    obj = workload("DaemonSet", selector={}, minReadySeconds=-1)
+    obj["spec"]["updateStrategy"] = {"type": "RollingUpdate",
+                                     "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 0}}  # fmt: skip
+    obj["spec"]["template"]["spec"]["activeDeadlineSeconds"] = 3
+    _, errs = create(r.DAEMONSETS, obj)
+    assert errs == [
+        "spec.selector: Invalid value: {}: empty selector is invalid for daemonset",
+        "spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in DaemonSet "
+        "is not Supported",
+        "spec.minReadySeconds: Invalid value: -1: must be greater than or equal to 0",
+        "spec.updateStrategy.rollingUpdate.maxUnavailable: Required value: cannot be 0 when "
+        "maxSurge is 0",
+    ]
+    obj = workload("DaemonSet")
+    obj["spec"]["updateStrategy"] = {"type": "RollingUpdate",
+                                     "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}}  # fmt: skip
+    assert create(r.DAEMONSETS, obj)[1] == [
+        "spec.updateStrategy.rollingUpdate.maxSurge: Invalid value: 1: may not be set when "
+        "maxUnavailable is non-zero"
+    ]

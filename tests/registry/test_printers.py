@@ -417,7 +417,8 @@ _UPSTREAM_INTEGER_COLUMNS = {
     (plural, name)
     for plural in ("replicasets", "replicationcontrollers")
     for name in ("Desired", "Current", "Ready")
-}
+}.union(("daemonsets", name) for name in ("Up-to-date", "Available", "Desired",
+                                         "Current", "Ready"))  # fmt: skip
 
 
 @pytest.mark.parametrize("info", r.ALL, ids=lambda i: f"{i.group or 'core'}-{i.plural}")
@@ -442,3 +443,12 @@ def test_replicationcontroller_row_prints_the_selector_map() -> None:
           "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
           "status": {"replicas": 1, "readyReplicas": 1}}  # fmt: skip
     assert p.replicationcontroller_row(rc, now=NOW) == ["rc", 2, 1, 1, "5m", "c", "i", "a=1,b=2"]
+
+
+def test_daemonset_row() -> None:
+    ds = {"metadata": meta("ds"), "spec": {"selector": {"matchLabels": {"app": "d"}},
+          "template": {"spec": {"nodeSelector": {"os": "linux"},
+                                "containers": [{"name": "c", "image": "i"}]}}},
+          "status": {"desiredNumberScheduled": 1, "numberReady": 1}}  # fmt: skip
+    assert p.daemonset_row(ds, now=NOW) == ["ds", 1, 0, 1, 0, 0, "os=linux", "5m", "c", "i",
+                                            "app=d"]  # fmt: skip

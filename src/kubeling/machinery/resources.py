@@ -155,6 +155,17 @@ REPLICASETS: Final = ResourceInfo(
     categories=("all",),
     subresources=("scale", "status"),
 )
+DAEMONSETS: Final = ResourceInfo(
+    group="apps",
+    version="v1",
+    kind="DaemonSet",
+    plural="daemonsets",
+    singular="daemonset",
+    namespaced=True,
+    short_names=("ds",),
+    categories=("all",),
+    subresources=("status",),
+)
 STATEFULSETS: Final = ResourceInfo(
     group="apps",
     version="v1",
@@ -225,6 +236,7 @@ ALL: Final[tuple[ResourceInfo, ...]] = (
     REPLICATIONCONTROLLERS,
     DEPLOYMENTS,
     REPLICASETS,
+    DAEMONSETS,
     STATEFULSETS,
     CONTROLLERREVISIONS,
     STORAGECLASSES,

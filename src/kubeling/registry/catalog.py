@@ -14,6 +14,7 @@ from kubeling.machinery import resources as r
 from kubeling.machinery.types import ResourceInfo
 from kubeling.registry.kinds.apps import (
     ControllerRevisionStrategy,
+    DaemonSetStrategy,
     DeploymentStrategy,
     ReplicaSetStrategy,
     ReplicationControllerStrategy,
@@ -54,6 +55,7 @@ STRATEGY_CLASSES: Final[dict[ResourceInfo, type[Strategy]]] = {
     r.REPLICATIONCONTROLLERS: ReplicationControllerStrategy,
     r.DEPLOYMENTS: DeploymentStrategy,
     r.REPLICASETS: ReplicaSetStrategy,
+    r.DAEMONSETS: DaemonSetStrategy,
     r.STATEFULSETS: StatefulSetStrategy,
     r.CONTROLLERREVISIONS: ControllerRevisionStrategy,
     r.STORAGECLASSES: StorageClassStrategy,

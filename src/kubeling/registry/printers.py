@@ -836,6 +836,79 @@ def replicaset_row(rs: Obj, *, now: float) -> list[Any]:
     ]
 
 
+DAEMONSET_COLUMNS: Final = [
+    NAME_COLUMN,
+    _col(
+        "Desired",
+        "The total number of nodes that should be running the daemon pod (including nodes "
+        "correctly running the daemon pod). More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+        type="integer",
+    ),
+    _col(
+        "Current",
+        "The number of nodes that are running at least 1 daemon pod and are supposed to run "
+        "the daemon pod. More info: "
+        "https://kubernetes.io/docs/concepts/workloads/controllers/daemonset/",
+        type="integer",
+    ),
+    _col(
+        "Ready",
+        "numberReady is the number of nodes that should be running the daemon pod and have one "
+        "or more of the daemon pod running with a Ready Condition.",
+        type="integer",
+    ),
+    _col(
+        "Up-to-date",
+        "The total number of nodes that are running updated daemon pod",
+        type="integer",
+    ),
+    _col(
+        "Available",
+        "The number of nodes that should be running the daemon pod and have one or more of the "
+        "daemon pod running and available (ready for at least spec.minReadySeconds)",
+        type="integer",
+    ),
+    _col(
+        "Node Selector",
+        "NodeSelector is a selector which must be true for the pod to fit on a node. Selector "
+        "which must match a node's labels for the pod to be scheduled on that node. More info: "
+        "https://kubernetes.io/docs/concepts/configuration/assign-pod-node/",
+    ),
+    AGE_COLUMN,
+    _CONTAINERS_COL,
+    _IMAGES_COL,
+    _col(
+        "Selector",
+        "A label query over pods that are managed by the daemon set. Must match in order to be "
+        "controlled. It must match the pod template's labels. More info: "
+        "https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/"
+        "#label-selectors",
+        priority=1,
+    ),
+]
+
+
+def daemonset_row(ds: Obj, *, now: float) -> list[Any]:
+    """upstream ``printDaemonSet``."""
+    spec, status = _spec(ds), _status(ds)
+    names, images = _template_containers(ds)
+    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    return [
+        _name(ds),
+        int(status.get("desiredNumberScheduled", 0)),
+        int(status.get("currentNumberScheduled", 0)),
+        int(status.get("numberReady", 0)),
+        int(status.get("updatedNumberScheduled", 0)),
+        int(status.get("numberAvailable", 0)),
+        ",".join(f"{k}={node_selector[k]}" for k in sorted(node_selector)) or "<none>",
+        age(ds, now=now),
+        names,
+        images,
+        selector_string(spec.get("selector")) or "<none>",
+    ]
+
+
 REPLICATIONCONTROLLER_COLUMNS: Final = [
     NAME_COLUMN,
     _col(
@@ -952,6 +1025,7 @@ PRINTERS: Final[dict[str, Printer]] = {
     "Deployment": (DEPLOYMENT_COLUMNS, deployment_row),
     "ReplicaSet": (REPLICASET_COLUMNS, replicaset_row),
     "ReplicationController": (REPLICATIONCONTROLLER_COLUMNS, replicationcontroller_row),
+    "DaemonSet": (DAEMONSET_COLUMNS, daemonset_row),
     "StatefulSet": (STATEFULSET_COLUMNS, statefulset_row),
     "ControllerRevision": (CONTROLLERREVISION_COLUMNS, controllerrevision_row),
 }

@@ -273,6 +273,76 @@ class ReplicationControllerStrategy(_WorkloadStrategy):
         return errs
 
 
+# -- DaemonSet -------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class DaemonSetStrategy(_WorkloadStrategy):
+    """apps/v1 DaemonSet: served (defaults, validation, Table, status) so that clients that
+    walk every workload kind (``kubectl cluster-info dump``, ``get all``) work; kubeling runs
+    no daemon set controller, so a DaemonSet's pods are never created."""
+
+    def default(self, obj: Obj) -> None:
+        # SetDefaults_DaemonSet (apps/v1)
+        spec = sub(obj, "spec")
+        strategy = sub(spec, "updateStrategy")
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = sub(strategy, "rollingUpdate")
+            rolling.setdefault("maxUnavailable", 1)
+            rolling.setdefault("maxSurge", 0)
+        spec.setdefault("revisionHistoryLimit", 10)
+        default_pod_template(sub(spec, "template"))
+
+    def prepare_for_create(self, obj: Obj) -> None:
+        obj["status"] = {
+            "currentNumberScheduled": 0,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberReady": 0,
+        }
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        spec = obj.get("spec") or {}
+        sp = Path("spec")
+        errs = _validate_selector(spec, sp, kind="daemonset")
+        errs.extend(_validate_template(spec, sp, spec_rules=True, owner="DaemonSet"))
+        errs.extend(_nonneg(spec, sp, "minReadySeconds"))
+        strategy = spec.get("updateStrategy") or {}
+        stype = strategy.get("type", "")
+        stp = sp.child("updateStrategy")
+        if stype == "RollingUpdate":
+            rolling = strategy.get("rollingUpdate")
+            rp = stp.child("rollingUpdate")
+            if not isinstance(rolling, dict):
+                errs.append(f.required(rp))
+            else:
+                # TODO(#2): the int-or-percent and 100% checks of ValidateRollingUpdateDaemonSet
+                # are not made; only the exactly-one-non-zero rule is.
+                unavailable = not _is_zero_int_or_percent(rolling.get("maxUnavailable", 0))
+                surge = not _is_zero_int_or_percent(rolling.get("maxSurge", 0))
+                if unavailable and surge:
+                    errs.append(
+                        f.invalid(
+                            rp.child("maxSurge"),
+                            rolling.get("maxSurge"),
+                            "may not be set when maxUnavailable is non-zero",
+                        )
+                    )
+                elif not unavailable and not surge:
+                    errs.append(
+                        f.required(rp.child("maxUnavailable"), "cannot be 0 when maxSurge is 0")
+                    )
+        elif stype != "OnDelete":
+            # TODO(#2): upstream quotes the whole strategy struct (%#v) as the value.
+            errs.append(f.not_supported(stp, stype, ("RollingUpdate", "OnDelete")))
+        errs.extend(_nonneg(spec, sp, "revisionHistoryLimit"))
+        return errs
+
+    def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
+        return self.validate(new) + _selector_immutable(new, old)
+
+
 # -- StatefulSet -----------------------------------------------------------------------------
 
 POD_MANAGEMENT_POLICIES: Final = ("OrderedReady", "Parallel")
