@@ -37,7 +37,9 @@ from kubeling.machinery.errors import (
     MethodNotAllowed,
     StatusError,
 )
+from kubeling.machinery.field import invalid_error
 from kubeling.machinery.types import Obj, ResourceInfo
+from kubeling.registry import meta
 from kubeling.registry.context import FieldValidation, RequestContext, UserInfo
 
 log = logging.getLogger(__name__)
@@ -114,8 +116,23 @@ def _field_validation(method: str, value: str) -> FieldValidation:
     raise _invalid_option(method, "fieldValidation", f'"{value}"', '"", "Ignore", "Strict", "Warn"')
 
 
+def _check_field_manager(req: Request) -> None:
+    method = req.method
+    if method not in ("POST", "PUT", "PATCH"):
+        return
+    apply = None
+    if method == "PATCH":
+        apply = negotiation.media_type(req.header(b"content-type")).startswith("application/apply")
+    errs = meta.validate_write_options(
+        req.q("fieldManager"), apply=apply, force_given="force" in req.query
+    )
+    if errs:
+        raise invalid_error(kind=_OPTIONS_KIND[method], group="meta.k8s.io", name="", errors=errs)
+
+
 def build_context(req: Request, user: UserInfo) -> RequestContext:
     method = req.method
+    _check_field_manager(req)
     return RequestContext(
         user=user,
         field_manager=req.q("fieldManager"),

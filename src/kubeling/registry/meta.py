@@ -183,3 +183,69 @@ def manager_name(field_manager: str, user_agent: str) -> str:
     if field_manager:
         return field_manager
     return user_agent.split("/", 1)[0][:128]
+
+
+# -- write options -------------------------------------------------------------------------------
+
+FIELD_MANAGER_MAX_LENGTH: Final = 128
+_GO_ESCAPES: Final = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def go_quote(text: str) -> str:
+    """Go's ``strconv.Quote``: printable runes kept, the rest escaped (``\\x01``, ``\\u00ad``)."""
+    out = ['"']
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def validate_write_options(
+    field_manager: str, *, apply: bool | None, force_given: bool
+) -> list[FieldError]:
+    """upstream's ``ValidateCreateOptions``/``ValidateUpdateOptions``/``ValidatePatchOptions``
+    checks on the field manager (``apply`` is None for a create or update, else whether the
+    patch is an apply); the caller reports them as ``<Verb>Options.meta.k8s.io "" is invalid``."""
+    errs: list[FieldError] = []
+    path = Path("fieldManager")
+    if apply is False and force_given:
+        errs.append(f.forbidden(Path("force"), "may not be specified for non-apply patch"))
+    if apply and not field_manager:
+        # kubectl defaults it; other clients must name themselves for apply
+        errs.append(f.required(path, "is required for apply patch"))
+    if len(field_manager.encode()) > FIELD_MANAGER_MAX_LENGTH:
+        errs.append(f.too_long(path, FIELD_MANAGER_MAX_LENGTH))
+    position = 0
+    for ch in field_manager:
+        # Go's unicode.IsPrint is Python's isprintable: letters, marks, numbers, punctuation,
+        # symbols and the ASCII space; Go reports the byte offset of the rune
+        if not ch.isprintable():
+            errs.append(
+                FieldError(
+                    "FieldValueInvalid",
+                    str(path),
+                    detail=f"{go_quote(field_manager)}: invalid character U+{ord(ch):04X} "
+                    f"(at position {position})",
+                )
+            )
+        position += len(ch.encode("utf-8", "surrogatepass"))
+    return errs
