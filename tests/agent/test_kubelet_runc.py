@@ -354,3 +354,30 @@ async def test_failed_post_start_hook_kills_the_container(env: Env) -> None:
         }
     finally:
         await k.stop()
+
+
+@requires_root
+@requires_runc
+async def test_container_without_command_waits_and_ends_at_sigterm(env: Env) -> None:
+    k = env.kubelet()
+    await k.start()
+    try:
+        await env.create_pod("idle", {}, terminationGracePeriodSeconds=60)
+
+        async def running() -> bool:
+            return "running" in ((await env.container("idle")).get("state") or {})
+
+        await wait_until(running, 20, what="the placeholder running")
+        await env.client.delete(PODS, name="idle", namespace="default")
+
+        async def deleted() -> bool:
+            try:
+                await env.client.get(PODS, name="idle", namespace="default")
+            except NotFound:
+                return True
+            return False
+
+        # Well inside the 60 s grace period: the placeholder honours SIGTERM.
+        await wait_until(deleted, 20, what="the pod gone before its grace period ran out")
+    finally:
+        await k.stop()

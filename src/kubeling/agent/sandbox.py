@@ -48,8 +48,10 @@ from kubeling.machinery.types import Obj
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDER_ARGV = ["sleep", "infinity"]
-"""What a container with no command runs on the host root: it waits until stopped."""
+PLACEHOLDER_ARGV = ["sh", "-c", "trap 'exit 143' TERM INT; while :; do sleep 3600 & wait $!; done"]
+"""What a container with no command runs on the host root: it waits until stopped. As PID 1
+a bare ``sleep`` would ignore SIGTERM and every delete would take the full grace period;
+this one ends at SIGTERM with 143, as a process killed by it reports."""
 
 
 @dataclass
