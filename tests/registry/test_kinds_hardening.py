@@ -14,7 +14,7 @@ from kubeling.machinery.decode import decode_object
 from kubeling.machinery.errors import BadRequest, Invalid, StatusError
 from kubeling.registry.catalog import strategies
 from kubeling.registry.registry import Registry
-from tests.registry.conftest import ctx
+from tests.registry.conftest import FakeClock, ctx
 
 NOW = 1_700_000_000.0
 
@@ -322,3 +322,43 @@ async def test_create_with_a_resource_version_is_refused_by_storage_as_upstream(
             _configmap(f"ok{i}", resourceVersion=rv), namespace="default", ctx=ctx()
         )
         assert out["metadata"]["resourceVersion"] not in ("0", "-1", "abc")
+
+
+async def test_binding_replaces_an_unschedulable_pod_scheduled_condition(
+    registry: Registry, clock: FakeClock
+) -> None:
+    pods = registry.store(r.PODS)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    created = await pods.create(body, namespace="default", ctx=ctx())
+    unschedulable = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/1 nodes are available: 1 node(s) were unschedulable.",
+        "lastProbeTime": None,
+        "lastTransitionTime": "2025-01-01T10:00:00Z",
+    }
+    created["status"]["conditions"] = [unschedulable]
+    await pods.update(created, namespace="default", name="p", ctx=ctx(), subresource="status")
+    clock.advance(60)
+    binding = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": "p"},
+        "target": {"kind": "Node", "name": "node-1"},
+    }
+    await pods.create(binding, namespace="default", name="p", subresource="binding", ctx=ctx())
+    got = await pods.get(namespace="default", name="p")
+    assert got["status"]["conditions"] == [
+        {
+            "type": "PodScheduled",
+            "status": "True",
+            "lastProbeTime": None,
+            "lastTransitionTime": "2025-01-01T10:01:00Z",
+        }
+    ]

@@ -367,18 +367,18 @@ class Binding(Subresource):
 
 
 def set_condition(obj: Obj, condition: Obj, *, now: str) -> None:
-    """``UpdatePodCondition``: replace the condition of that type; the transition time moves
-    only when the status changes."""
+    """``UpdatePodCondition``: the condition of that type is replaced whole (an old reason
+    and message go); the transition time moves only when the status changes."""
     status = obj.setdefault("status", {})
     conditions: list[Obj] = status.setdefault("conditions", [])
+    new = {**condition, "lastProbeTime": None, "lastTransitionTime": now}
     for i, c in enumerate(conditions):
         if c.get("type") == condition["type"]:
-            merged = {**c, **condition}
-            if c.get("status") != condition.get("status"):
-                merged["lastTransitionTime"] = now
-            conditions[i] = merged
+            if c.get("status") == condition.get("status"):
+                new["lastTransitionTime"] = c.get("lastTransitionTime")
+            conditions[i] = new
             return
-    conditions.append({**condition, "lastProbeTime": None, "lastTransitionTime": now})
+    conditions.append(new)
 
 
 class Finalize(Subresource):
