@@ -83,6 +83,14 @@ def test_pvc_zero_size_and_bad_modes() -> None:
     ]
 
 
+def test_pvc_negative_size_is_not_greater_than_zero() -> None:
+    _, errs = create(
+        r.PERSISTENTVOLUMECLAIMS,
+        pvc(accessModes=["ReadWriteOnce"], resources={"requests": {"storage": "-1Gi"}}),
+    )
+    assert errs == ['spec.resources[storage]: Invalid value: "-1Gi": must be greater than zero']
+
+
 def test_pvc_bound_claim_may_grow_but_not_shrink() -> None:
     old, _ = create(r.PERSISTENTVOLUMECLAIMS, pvc(volumeName="pv1"))
     old["status"] = {"phase": "Bound", "capacity": {"storage": "1Gi"}}

@@ -116,8 +116,9 @@ def validate_claim_spec(spec: dict[str, Any], path: Path) -> list[FieldError]:
     if "storage" not in requests:
         errs.append(f.required(storage_path))
     else:
-        qty_errs = validate_quantity(requests["storage"], storage_path)
-        errs.extend(qty_errs or validate_positive_quantity(requests["storage"], storage_path))
+        # upstream checks "greater than zero" first: -1Gi is reported as not positive
+        qty_errs = validate_positive_quantity(requests["storage"], storage_path)
+        errs.extend(qty_errs or validate_quantity(requests["storage"], storage_path))
     errs.extend(_validate_class_name(spec, path.child("storageClassName")))
     errs.extend(_validate_volume_mode(spec, path.child("volumeMode")))
     return errs
