@@ -422,7 +422,7 @@ async def _poll_after_ca(ca: pathlib.Path, port: int) -> float:
 
 async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
-    result: dict[str, Any] = {"mode": mode}
+    result: dict[str, Any] = {"mode": mode, "load_at_start": [round(x, 2) for x in load()]}
     cached = bytecode_env(args.pyc_dir, src=args.src)
     inherited = bytecode_env(None, src=args.src)
     runs = 3 if quick else 5
@@ -479,6 +479,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         result["list_fill_creates_per_s"] = 5000 / fill_s
         result["list"] = await list_phase(server, 3 if quick else 5)
         result["server_cpu_total_s"] = server.cpu_s()
+        result["load_at_end"] = [round(x, 2) for x in load()]
         result["errors"] = counters.errors
     finally:
         result["exit_code"] = server.stop()
@@ -609,6 +610,15 @@ def print_report(report: dict[str, Any]) -> None:
     row(
         "watch write → event p50 / p99 (ms)",
         [f"{fmt(x['watch']['p50_ms'], 2)}/{fmt(x['watch']['p99_ms'], 1)}" for x in modes],
+    )
+    row(
+        "create x50: 1,000 / server CPU ms per op",
+        [fmt(1000 / x["crud"]["50"]["create"]["server_cpu_ms_per_op"], 0) for x in modes],
+        "(creates/s one free core could serve)",
+    )
+    row(
+        "1-min load at mode start / end",
+        [f"{x['load_at_start'][0]:.1f} / {x['load_at_end'][0]:.1f}" for x in modes],
     )
     row("RSS idle (MB)", [fmt(x["idle_rss_mb"]) for x in modes], "target < 100 MB")
     row(

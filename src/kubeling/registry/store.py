@@ -70,6 +70,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Anything orjson would change on the way through (YAML timestamps, dict subclasses such as
+# decode's DuplicateKeysDict, integers beyond 64 bits, non-string keys) makes it raise here.
+_COPY_STRICT: Final = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _copy_body(obj: Obj) -> Obj:
+    """A deep copy of a request body on the write path. An orjson round trip costs about a
+    seventh of ``copy.deepcopy`` on a 1 KB ConfigMap (5 vs 38 us; two or three copies per
+    create or update, see bench/README.md); what it cannot carry unchanged falls back to
+    ``copy.deepcopy``. (NaN comes back null, as ``codec.encode`` would store it anyway.)"""
+    try:
+        out: Obj = orjson.loads(orjson.dumps(obj, option=_COPY_STRICT))
+    except TypeError:
+        return copy.deepcopy(obj)
+    return out
+
+
 OPTIMISTIC_LOCK_MSG: Final = (
     "the object has been modified; please apply your changes to the latest version and try again"
 )
@@ -249,7 +266,7 @@ class ResourceStore:
         out, warnings = decoding.decode_object(obj, gvk=self.info.gvk, mode=ctx.field_validation)
         for text in warnings:
             ctx.warn(text)
-        out = codec.drop_empty(copy.deepcopy(out), self.info.gvk)
+        out = codec.drop_empty(_copy_body(out), self.info.gvk)
         out["apiVersion"] = self.info.api_version
         out["kind"] = self.info.kind
         if not isinstance(out.get("metadata"), dict):
@@ -676,7 +693,7 @@ class ResourceStore:
         self.strategy.default(obj)
         generated = not m.get("name") and bool(m.get("generateName"))
         for attempt in range(_GENERATE_NAME_ATTEMPTS if generated else 1):
-            candidate = copy.deepcopy(obj)
+            candidate = _copy_body(obj)
             cm = candidate["metadata"]
             if generated:
                 cm["name"] = meta.generate_name(cm["generateName"])
@@ -768,7 +785,7 @@ class ResourceStore:
         precondition = bool(body["metadata"].get("resourceVersion"))
 
         async def build(_current: Obj | None) -> Obj:
-            return copy.deepcopy(body)
+            return _copy_body(body)
 
         return await self.guaranteed_update(
             namespace=namespace,
