@@ -118,6 +118,7 @@ class Cluster:
             await encrypted.rewrite_stale()
             self.registry = await _maybe_await(Registry.open(backend=encrypted))
             await _maybe_await(self.registry.bootstrap())
+            self.registry.start_event_expiry()  # upstream --event-ttl: Events live one hour
             port = sock.getsockname()[1]
             self.url = auth.server_url(host, port)
             self.app = App(

@@ -22,6 +22,7 @@ from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry import bootstrap as bootstrapping
 from kubeling.registry import codec, subresources
 from kubeling.registry.admission import Chain, default_chain
+from kubeling.registry.eventttl import DEFAULT_EVENT_TTL, EventExpiry
 from kubeling.registry.plugins.resize import PersistentVolumeClaimResize
 from kubeling.registry.plugins.services import (
     ClusterIPAllocator,
@@ -62,6 +63,7 @@ class Registry:
         bookmark_interval: float,
         admission: Chain | None = None,
         fresh_wait: float = FRESH_WAIT,
+        event_ttl: float = DEFAULT_EVENT_TTL,
     ) -> None:
         self.backend = backend
         self.clock = clock
@@ -88,6 +90,7 @@ class Registry:
         self._subresource_classes: dict[str, type[subresources.Subresource]] = {}
         self._stores: dict[ResourceInfo, ResourceStore] = {}
         self._closed = False
+        self.event_expiry = EventExpiry(backend, ttl=event_ttl, clock=clock)
 
     @classmethod
     async def open(
@@ -100,6 +103,7 @@ class Registry:
         bookmark_interval: float = DEFAULT_BOOKMARK_INTERVAL,
         admission: Chain | None = None,
         fresh_wait: float = FRESH_WAIT,
+        event_ttl: float = DEFAULT_EVENT_TTL,
     ) -> Registry:
         """A registry over an already started ``backend``.
 
@@ -107,7 +111,9 @@ class Registry:
         is the seconds of quiet (event-loop time) after which a watch that allows bookmarks
         gets one; ``admission`` replaces the default chain (NamespaceLifecycle and the
         namespace name label); ``fresh_wait`` is how long a read at a resourceVersion the
-        store has not reached waits for it before the 504 (upstream's 3 s).
+        store has not reached waits for it before the 504 (upstream's 3 s); ``event_ttl`` is
+        how long core Events live after they were last recorded (upstream ``--event-ttl``,
+        one hour) once ``start_event_expiry`` runs the sweep.
         """
         return cls(
             backend=backend,
@@ -117,6 +123,7 @@ class Registry:
             bookmark_interval=bookmark_interval,
             admission=admission,
             fresh_wait=fresh_wait,
+            event_ttl=event_ttl,
         )
 
     def resources(self) -> tuple[ResourceInfo, ...]:
@@ -171,7 +178,14 @@ class Registry:
         """Create the system namespaces if missing (idempotent)."""
         await bootstrapping.ensure_system_namespaces(self)
 
+    def start_event_expiry(self) -> None:
+        """Sweep expired Events now and periodically (``registry.eventttl``); ``close``
+        stops it. Whoever runs the cluster calls this once; tests sweep by hand."""
+        if self.event_expiry.ttl > 0:
+            self.event_expiry.start()
+
     async def close(self) -> None:
         """Release what the registry holds (the backend stays open: its owner closes it)."""
+        await self.event_expiry.stop()
         self._closed = True
         self._stores.clear()
