@@ -250,3 +250,18 @@ def test_field_manager_option_is_validated(
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fm"}}
     code, out = api.call(method, path + query, body, content_type=content_type)
     assert (code, out["reason"], out["message"]) == (422, "Invalid", message)
+
+
+def test_body_over_the_limit_is_413_with_upstream_text(api: Api) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "big"},
+        "data": {"a": "x" * (3 * 1024 * 1024)},
+    }
+    code, out = api.call("POST", "/api/v1/namespaces/default/configmaps", body)
+    assert (code, out["reason"], out["message"]) == (
+        413,
+        "RequestEntityTooLarge",
+        "Request entity too large: limit is 3145728",
+    )

@@ -821,7 +821,8 @@ def test_json_patch_operation_limit() -> None:
     with pytest.raises(errors.RequestEntityTooLarge) as info:
         json_patch(DOC, ops)
     assert info.value.message == (
-        "The allowed maximum operations in a JSON patch is 10000, got 10001"
+        "Request entity too large: The allowed maximum operations in a JSON patch is 10000, "
+        "got 10001"
     )
 
 

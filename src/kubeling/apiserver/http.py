@@ -73,7 +73,7 @@ class Request:
             if chunk:
                 size += len(chunk)
                 if size > MAX_BODY:
-                    raise RequestEntityTooLarge("limit is 3145728")
+                    raise RequestEntityTooLarge(f"Request entity too large: limit is {MAX_BODY}")
                 chunks.append(chunk)
             if not message.get("more_body", False):
                 break

@@ -317,7 +317,8 @@ def json_patch(doc: Obj, ops: Any) -> Obj:
                 )
     if len(ops) > MAX_JSON_PATCH_OPERATIONS:
         raise RequestEntityTooLarge(
-            f"The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, "
+            "Request entity too large: The allowed maximum operations in a JSON patch is "
+            f"{MAX_JSON_PATCH_OPERATIONS}, "
             f"got {len(ops)}"
         )
     out: dict[str, Any] = deep_copy(doc)
