@@ -265,3 +265,44 @@ def test_body_over_the_limit_is_413_with_upstream_text(api: Api) -> None:
         "RequestEntityTooLarge",
         "Request entity too large: limit is 3145728",
     )
+
+
+def test_server_side_apply_refuses_undeclared_fields_and_wrong_types_first(
+    api: Api, shared_kubeling: Kubeling
+) -> None:
+    ns = api.namespace("hard-ssa")
+    manifest = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: hard-ssa\n"
+        "foo: bar\ndata:\n  a: '1'\n"
+    )
+    for validate in ("--validate=false", "--validate=strict"):
+        result = shared_kubeling.kubectl(
+            "apply", "--server-side", validate, "-f", "-", input=manifest
+        )
+        assert result.returncode != 0
+        assert (
+            "failed to create typed patch object (hard-ssa/c; /v1, Kind=ConfigMap): .foo: field "
+            "not declared in schema" in result.stderr
+        ), result.stderr
+    code, _ = api.call("GET", f"/api/v1/namespaces/{ns}/configmaps/c")
+    assert code == 404
+    # an int in a string map is a type error even where another manager owns the field
+    shared_kubeling.ok(
+        "apply",
+        "--server-side",
+        "--field-manager=first",
+        "-f",
+        "-",
+        input=manifest.replace("foo: bar\n", ""),
+    )
+    result = shared_kubeling.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=second",
+        "--validate=false",
+        "-f",
+        "-",
+        input=manifest.replace("foo: bar\n", "").replace("'1'", "1"),
+    )
+    assert result.returncode != 0
+    assert ".data.a: expected string, got &value.valueUnstructured{Value:1}" in result.stderr

@@ -10,7 +10,9 @@ import pytest
 from kubeling.machinery.decode import (
     MAX_DEPTH,
     DuplicateKeysDict,
+    TypedPatchError,
     check_type_meta,
+    check_typed_patch,
     check_value_depth,
     decode_body,
     decode_object,
@@ -430,3 +432,84 @@ def test_check_value_depth_walks_parsed_yaml_without_recursion() -> None:
     with pytest.raises(BadRequest):
         check_value_depth(deep)
     check_value_depth({"a": [[{"b": []}]]})
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        pytest.param(
+            {"metadata": {"name": "c", "namespace": "ns"}, "foo": "bar"},
+            ".foo: field not declared in schema",
+            id="unknown-field",
+        ),
+        pytest.param(
+            {"metadata": {"name": "c", "namespace": "ns"}, "data": {"a": 1}},
+            ".data.a: expected string, got &value.valueUnstructured{Value:1}",
+            id="int-in-string-map",
+        ),
+        pytest.param(
+            {"metadata": {"name": "c", "namespace": "ns"}, "data": {"a": 1}, "foo": 1},
+            "errors:\n  .data.a: expected string, got &value.valueUnstructured{Value:1}\n"
+            "  .foo: field not declared in schema",
+            id="several",
+        ),
+    ],
+)
+def test_check_typed_patch_reports_structured_merge_diff_errors(
+    body: dict[str, Any], detail: str
+) -> None:
+    with pytest.raises(TypedPatchError) as exc:
+        check_typed_patch({"apiVersion": "v1", "kind": "ConfigMap", **body}, gvk=CONFIGMAP)
+    status = exc.value.to_status()
+    assert (status["code"], status["reason"]) == (500, "")
+    assert status["message"] == (
+        f"failed to create typed patch object (ns/c; /v1, Kind=ConfigMap): {detail}"
+    )
+
+
+def test_check_typed_patch_paths_name_list_elements_by_their_keys() -> None:
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {
+            "replicas": "3",
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "c", "ports": [{"containerPort": 80, "protocol": "TCP", "x": 1}]}
+                    ],
+                    "tolerations": [{"key": "k", "y": 1}],
+                }
+            },
+        },
+    }
+    with pytest.raises(TypedPatchError) as exc:
+        check_typed_patch(body, gvk=DEPLOYMENT)
+    assert exc.value.message.splitlines()[1:] == [
+        "  .spec.replicas: expected numeric (int or float), got string",
+        '  .spec.template.spec.containers[name="c"].ports[containerPort=80,protocol="TCP"].x: '
+        "field not declared in schema",
+        "  .spec.template.spec.tolerations[0].y: field not declared in schema",
+    ]
+
+
+def test_check_typed_patch_accepts_nulls_quantities_and_free_form_values() -> None:
+    check_typed_patch(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d", "labels": None},
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": 1}}}]}
+                },
+                "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+            },
+        },
+        gvk=DEPLOYMENT,
+    )
+    check_typed_patch(
+        {"apiVersion": "apps/v1", "kind": "ControllerRevision", "data": {"any": [1, {"x": None}]}},
+        gvk=CONTROLLER_REVISION,
+    )

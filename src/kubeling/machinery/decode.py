@@ -24,7 +24,7 @@ import re
 from typing import Any, Final, Literal
 
 from kubeling.machinery import protobuf, schema
-from kubeling.machinery.errors import BadRequest
+from kubeling.machinery.errors import BadRequest, StatusError
 from kubeling.machinery.quantity import QuantityError, parse_quantity
 from kubeling.machinery.types import GroupVersionKind, Obj
 
@@ -644,6 +644,131 @@ def _base64_canonical(s: str) -> str:
     return s if again == raw else again.decode()
 
 
+# -- server-side apply's typed patch ---------------------------------------------------------------
+
+
+class TypedPatchError(StatusError):
+    """structured-merge-diff's verdict on an apply configuration; upstream returns it as a plain
+    Go error, so the API answers a 500 with no reason (kubectl: ``Error from server: ...``)."""
+
+    reason = ""
+    code = 500
+
+
+def _go_v(v: Any) -> str:
+    """Go's ``%v`` of a decoded JSON value."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "map[" + " ".join(f"{k}:{_go_v(x)}" for k, x in sorted(v.items())) + "]"
+    if isinstance(v, list):
+        return "[" + " ".join(_go_v(x) for x in v) + "]"
+    return "<nil>" if v is None else str(v)
+
+
+def _go_sharp_v(v: Any) -> str:
+    """Go's ``%#v`` of a decoded JSON value (``interface {}`` inside maps and slices)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, dict):
+        inner = ", ".join(f"{json.dumps(k)}:{_go_sharp_v(x)}" for k, x in sorted(v.items()))
+        return "map[string]interface {}{" + inner + "}"
+    if isinstance(v, list):
+        return "[]interface {}{" + ", ".join(_go_sharp_v(x) for x in v) + "}"
+    return "interface {}(nil)" if v is None else str(v)
+
+
+def _go_type(v: Any) -> str:
+    """Go's ``%T`` of a decoded JSON value."""
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, int):
+        return "int64"
+    if isinstance(v, float):
+        return "float64"
+    if isinstance(v, dict):
+        return "map[string]interface {}"
+    return "[]interface {}"
+
+
+def _smd_key(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+def _smd_walk(spec: dict[str, Any], value: Any, path: str, errs: list[str]) -> None:
+    target, name = _resolve(spec)
+    if value is None or name in (_QUANTITY, _INT_OR_STRING):
+        return  # null is always allowed; quantities and int-or-strings are untyped scalars
+    if "properties" in target or isinstance(target.get("additionalProperties"), dict):
+        if not isinstance(value, dict):
+            errs.append(f"{path}: expected map, got &{{{_go_v(value)}}}")
+            return
+        props = target.get("properties")
+        for k in sorted(value):
+            child_path = f"{path}.{k}"
+            if props is not None:
+                if k not in props:
+                    errs.append(f"{child_path}: field not declared in schema")
+                    continue
+                _smd_walk(props[k], value[k], child_path, errs)
+            else:
+                _smd_walk(target["additionalProperties"], value[k], child_path, errs)
+        return
+    if "items" in target:
+        if not isinstance(value, list):
+            errs.append(f"{path}: expected list, got &{{{_go_v(value)}}}")
+            return
+        list_type = target.get("x-kubernetes-list-type", "atomic")
+        keys = target.get("x-kubernetes-list-map-keys") or ()
+        for i, item in enumerate(value):
+            if list_type == "map" and keys and isinstance(item, dict):
+                element = ",".join(f"{k}={_smd_key(item[k])}" for k in keys if k in item)
+            elif list_type == "set":
+                element = "=" + _smd_key(item)
+            else:
+                element = str(i)
+            _smd_walk(target["items"], item, f"{path}[{element}]", errs)
+        return
+    types = _json_types(target)
+    if not types or types == {"object"}:
+        return  # free-form (RawExtension, JSON): deduced, anything goes
+    if "string" in types:
+        if not isinstance(value, str):
+            errs.append(
+                f"{path}: expected string, got &value.valueUnstructured{{Value:{_go_sharp_v(value)}}}"
+            )
+    elif "integer" in types or "number" in types:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errs.append(f"{path}: expected numeric (int or float), got {_go_type(value)}")
+    elif "boolean" in types and not isinstance(value, bool):
+        errs.append(f"{path}: expected boolean, got &{{{_go_v(value)}}}")
+
+
+def check_typed_patch(applied: Obj, *, gvk: GroupVersionKind) -> None:
+    """Server-side apply turns the configuration into a typed value before merging anything
+    (so before conflicts, and whatever ``fieldValidation`` says): a field the schema does not
+    declare, or a value of the wrong type, fails the request (``TypedPatchError``) with
+    structured-merge-diff's text. Kinds without an upstream schema pass."""
+    name = schema.definition_name(gvk)
+    if name is None:
+        return
+    errs: list[str] = []
+    _smd_walk(schema.definitions()[name], applied, "", errs)
+    if not errs:
+        return
+    detail = errs[0] if len(errs) == 1 else "\n".join(["errors:", *(f"  {e}" for e in errs)])
+    m = applied.get("metadata")
+    m = m if isinstance(m, dict) else {}
+    raise TypedPatchError(
+        f"failed to create typed patch object ({m.get('namespace') or ''}/{m.get('name') or ''}; "
+        f"{gvk.group}/{gvk.version}, Kind={gvk.kind}): {detail}"
+    )
+
+
 # -- public entry points --------------------------------------------------------------------------
 
 
@@ -795,9 +920,11 @@ __all__ = [
     "MODES",
     "DuplicateKeysDict",
     "Mode",
+    "TypedPatchError",
     "cannot_be_handled",
     "check_depth",
     "check_type_meta",
+    "check_typed_patch",
     "check_value_depth",
     "decode_body",
     "decode_object",

@@ -869,6 +869,7 @@ class ResourceStore:
         decoding.check_type_meta(applied, gvk=self.info.gvk)
         if not applied.get("apiVersion") or not applied.get("kind"):
             raise BadRequest("apiVersion and kind must be set in an apply configuration")
+        decoding.check_typed_patch(applied, gvk=self.info.gvk)
         return applied
 
     def applied(
