@@ -601,6 +601,30 @@ async def test_hostpath_directory_missing_is_failedmount(env: Env, tmp_path: Pat
     assert not missing.exists()
 
 
+async def test_hostpath_file_type_on_a_directory_is_failedmount(env: Env, tmp_path: Path) -> None:
+    await env.create_pod(
+        "hpf",
+        [sleeper(volumeMounts=[{"name": "data", "mountPath": "/data"}])],
+        volumes=[{"name": "data", "hostPath": {"path": str(tmp_path), "type": "File"}}],
+    )
+    await env.wait_event(
+        "hpf",
+        "FailedMount",
+        f'MountVolume.SetUp failed for volume "data" : hostPath type check failed: {tmp_path} is not a file',
+    )
+    assert await env.phase("hpf") == "Pending"
+
+
+async def test_hostpath_without_type_checks_nothing(env: Env, tmp_path: Path) -> None:
+    missing = tmp_path / "nothing-here"
+    await env.create_pod(
+        "hpn",
+        [sleeper(volumeMounts=[{"name": "data", "mountPath": "/data"}])],
+        volumes=[{"name": "data", "hostPath": {"path": str(missing)}}],
+    )
+    await env.wait_phase("hpn", "Running")
+
+
 async def test_hostpath_directory_or_create_makes_a_0755_directory(
     env: Env, tmp_path: Path
 ) -> None:
