@@ -174,7 +174,7 @@ async def test_paths_route_to_resource_namespace_name_subresource(
         "/api/v1/namespaces/default/pods/web-0/nosuchsub",
         "/api/v1/pods/web-0",
         "/apis/nogroup/v1/things",
-        "/openapi/v2",
+        "/openapi/v1",
         "/api/v1/namespaces//configmaps",
     ],
 )
@@ -365,3 +365,13 @@ async def test_unserved_verbs_are_405_with_upstream_text(
     assert r.status_code == 405
     assert r.json()["reason"] == "MethodNotAllowed"
     assert r.json()["message"] == "the server does not allow this method on the requested resource"
+
+
+async def test_openapi_v2_is_protobuf_never_json(client: httpx.AsyncClient) -> None:
+    r = await client.get(
+        "/openapi/v2",
+        headers={"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"},
+    )
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    assert r.content[:1] == b"\x0a"  # field 1 (swagger), length-delimited: not "{"

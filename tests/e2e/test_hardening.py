@@ -306,3 +306,21 @@ def test_server_side_apply_refuses_undeclared_fields_and_wrong_types_first(
     )
     assert result.returncode != 0
     assert ".data.a: expected string, got &value.valueUnstructured{Value:1}" in result.stderr
+
+
+def test_apply_of_an_unknown_kind_reaches_kubectls_mapping_error(shared_kubeling: Kubeling) -> None:
+    manifest = "apiVersion: apps/v1\nkind: ConfigMap\nmetadata:\n  name: wrong-kind\n"
+    for args in (("apply",), ("create",), ("apply", "--server-side")):
+        result = shared_kubeling.kubectl(*args, "-f", "-", input=manifest)
+        assert result.returncode != 0
+        assert 'no matches for kind "ConfigMap" in version "apps/v1"' in result.stderr, (
+            result.stderr
+        )
+        assert "failed to download openapi" not in result.stderr
+    # valid kinds still validate on the server and explain still reads v3
+    good = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: right-kind\n  namespace: default\n"
+    shared_kubeling.ok("apply", "-f", "-", input=good)
+    bad = good + "bogus: 1\n"
+    result = shared_kubeling.kubectl("apply", "-f", "-", input=bad.replace("right", "bad"))
+    assert 'strict decoding error: unknown field "bogus"' in result.stderr, result.stderr
+    assert "FIELD: data <map[string]string>" in shared_kubeling.ok("explain", "configmap.data")

@@ -279,3 +279,15 @@ def test_kubectl_create_uses_server_side_validation(
     # kubectl found fieldValidation on the PVC PATCH operation, so it leaves checking to us
     assert posts[0].startswith("POST /api/v1/namespaces/default/persistentvolumeclaims?")
     assert "fieldValidation=Strict" in posts[0]
+
+
+def test_v2_document_is_a_protobuf_openapi_document_without_definitions() -> None:
+    from kubeling.machinery import openapi as oa
+    from kubeling.machinery.protobuf import _fields
+
+    fields = _fields(oa.V2_DOCUMENT)
+    assert [(n, w) for n, w, _ in fields] == [(1, 2), (2, 2)]  # swagger, info; no definitions
+    assert fields[0][2] == b"2.0"
+    info = _fields(fields[1][2])
+    assert [(n, v) for n, _, v in info] == [(1, b"Kubernetes"), (2, b"v1.32.0")]
+    assert "@" not in oa.V2_CONTENT_TYPE  # client-go must be able to parse it

@@ -298,9 +298,15 @@ class App:
         return Target(info=info, namespace="", name=name, subresource=sub)
 
     async def _serve_openapi(self, req: Request, send: Send, parts: list[str]) -> None:
+        if len(parts) == 2 and parts[1] == "v2" and req.method == "GET":
+            # Protobuf only, never JSON (kubectl parses it as protobuf whatever it gets).
+            from kubeling.machinery import openapi
+
+            await respond(
+                send, 200, openapi.V2_DOCUMENT, content_type=openapi.V2_CONTENT_TYPE.encode()
+            )
+            return
         if len(parts) < 2 or parts[1] != "v3" or req.method != "GET":
-            # /openapi/v2 is deliberately absent: kubectl parses it as protobuf and would
-            # fail on JSON, while a 404 sends it to v3 or lets it carry on.
             raise _not_found()
         if len(parts) == 2:
             body, etag = await self._openapi.root()

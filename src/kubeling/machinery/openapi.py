@@ -2,12 +2,17 @@
 
 kubectl reads these for two things: whether the server validates fields itself (the PATCH
 operation of a kind must list ``fieldValidation``; otherwise kubectl falls back to client-side
-validation against ``/openapi/v2``, which kubeling does not serve) and ``kubectl explain``.
+validation against ``/openapi/v2``) and ``kubectl explain``.
 The documents are built from the same upstream v1.32 definitions ``machinery.schema`` walks,
 converted back to OpenAPI v3 form (``#/components/schemas/`` refs, single ``type`` strings,
 ``oneOf`` for Quantity and IntOrString), with ``paths`` for exactly the resources kubeling
 serves (``machinery.resources.ALL``). Building one costs tens of milliseconds, so each
 document is built on first request and its bytes and hash are kept for the process' life.
+
+``/openapi/v2`` is served as an empty protobuf ``openapi_v2.Document`` (``V2_DOCUMENT``): kubectl
+downloads it only for client-side validation of a kind the v3 documents do not list (a typo'd
+``apiVersion``/``kind``), finds no model for it, skips validation and reaches its REST-mapping
+error (``no matches for kind ...``) as it does against upstream.
 """
 
 from __future__ import annotations
@@ -389,7 +394,7 @@ def _build(gv_path: str) -> dict[str, Any]:
         kind_def = schema.definition_name(r.gvk)
         if kind_def is None:
             # TODO(#2): a served kind without an upstream definition gets no paths; kubectl
-            # then validates it client-side (and fails without /openapi/v2).
+            # then validates it client-side against the empty /openapi/v2 (no validation).
             continue
         roots.add(kind_def)
         if kind_def + "List" in schema.definitions():
@@ -452,3 +457,19 @@ def root_document() -> bytes:
         for gv in group_version_paths()
     }
     return orjson.dumps({"paths": paths})
+
+
+def _pb_string(field_number: int, text: str) -> bytes:
+    """One length-delimited protobuf field (wire type 2); short enough for a one-byte length."""
+    data = text.encode()
+    assert len(data) < 128
+    return bytes([field_number << 3 | 2, len(data)]) + data
+
+
+# gnostic's openapi_v2.Document: swagger = 1, info = 2 (Info: title = 1, version = 2); no
+# definitions, so every kind is one kubectl has no client-side schema for.
+_V2_INFO: Final = _pb_string(1, "Kubernetes") + _pb_string(2, "v1.32.0")
+V2_DOCUMENT: Final = _pb_string(1, "2.0") + bytes([2 << 3 | 2, len(_V2_INFO)]) + _V2_INFO
+# upstream answers with the dotted form: the "@" of the Accept type kubectl sends does not parse
+# as a media type, and client-go refuses a response whose Content-Type does not parse
+V2_CONTENT_TYPE: Final = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
