@@ -789,6 +789,27 @@ async def test_service_variables_follow_enable_service_links(env: Env) -> None:
     assert not any(e.startswith("MY_DB_") for e in off_env)
 
 
+async def test_host_network_is_refused_with_a_warning(env: Env) -> None:
+    await env.create_pod("hn", [sleeper()], hostNetwork=True)
+    await env.wait_phase("hn", "Running")
+    await env.wait_event("hn", "HostNamespacesIgnored", "hostNetwork ignored")
+    assert (await env.status("hn"))["podIP"] != "127.0.0.1"
+
+
+async def test_projected_token_is_renewed_before_it_expires(env: Env) -> None:
+    created = await env.create_pod("tok", [sleeper()], automountServiceAccountToken=None)
+    await env.wait_phase("tok", "Running")
+    worker = env.kubelet.workers[created["metadata"]["uid"]]
+    vols = env.pod_dir(created["metadata"]["uid"]) / "volumes/kubernetes.io~projected"
+    (vol,) = list(vols.iterdir())
+    first = (vol / "token").read_text()
+    # Age the cached token past 80% of its lifetime, as time would.
+    for key, (token, _fetched) in list(worker._tokens.items()):
+        worker._tokens[key] = (token, _fetched - 0.81 * key[1])
+    worker.wake()
+    await wait_until(lambda: (vol / "token").read_text() != first, 5, what="a new token")
+
+
 # --- field reports on the API side (themes F) ----------------------------------------------
 
 

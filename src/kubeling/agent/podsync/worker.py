@@ -533,6 +533,17 @@ class PodWorker:
 
     async def _create_sandbox(self) -> bool:
         assert self.effective is not None and self.volumes is not None
+        spec = self.pod.get("spec") or {}
+        shared = [k for k in ("hostNetwork", "hostPID", "hostIPC") if spec.get(k)]
+        if shared:
+            # Pods never get a route beyond kubeling's bridge, so host namespaces are not
+            # shared; say so rather than let the pod believe it has them.
+            self.k.recorder.event(
+                self.pod,
+                WARNING,
+                "HostNamespacesIgnored",
+                f"kubeling runs every pod in its own namespaces: {', '.join(shared)} ignored",
+            )
         try:
             self.sandbox = await PodSandbox.create(
                 self.effective, node=self.k.node, volumes=self.volumes
