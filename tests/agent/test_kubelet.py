@@ -12,6 +12,7 @@ import asyncio
 import base64
 import inspect
 import os
+import ssl
 import stat
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -356,10 +357,11 @@ async def test_delete_does_not_touch_a_recreated_pod_of_the_same_name(env: Env) 
 class Health:
     """A loopback HTTP server whose answer the test sets."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.code = 200
         self.server: asyncio.Server | None = None
         self.port = 0
+        self.tls = tls
 
     async def __aenter__(self) -> Health:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -369,7 +371,7 @@ class Health:
             await writer.drain()
             writer.close()
 
-        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -403,6 +405,25 @@ async def test_readiness_probe_follows_the_endpoint(env: Env) -> None:
         )
         health.code = 200
         await wait_until(lambda: ready_is(True), what="ready again")
+
+
+async def test_https_probe_skips_certificate_verification(env: Env, tmp_path: Path) -> None:
+    from kubeling.apiserver.auth import ensure_pki
+
+    pki = ensure_pki(tmp_path / "tls")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(pki.serving_cert, pki.serving_key)
+    async with Health(tls) as health:
+        probe = {
+            "httpGet": {"host": "127.0.0.1", "port": health.port, "scheme": "HTTPS"},
+            "periodSeconds": 1,
+        }
+        await env.create_pod("tls", [sleeper(readinessProbe=probe)])
+
+        async def ready() -> bool:
+            return bool((await env.container("tls")).get("ready"))
+
+        await wait_until(ready, what="ready through an HTTPS probe")
 
 
 async def test_liveness_failure_restarts_the_container(env: Env) -> None:
