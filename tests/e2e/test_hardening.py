@@ -324,3 +324,69 @@ def test_apply_of_an_unknown_kind_reaches_kubectls_mapping_error(shared_kubeling
     result = shared_kubeling.kubectl("apply", "-f", "-", input=bad.replace("right", "bad"))
     assert 'strict decoding error: unknown field "bogus"' in result.stderr, result.stderr
     assert "FIELD: data <map[string]string>" in shared_kubeling.ok("explain", "configmap.data")
+
+
+_TYPE_META_STRUCT = (
+    'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
+    'Kind string "json:\\"kind,omitempty\\"" }'
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "content_type", "message"),
+    [
+        pytest.param(
+            "POST",
+            '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"t"',
+            "application/json",
+            "the object provided is unrecognized (must be of type ConfigMap): couldn't get "
+            "version/kind; json parse error: unexpected end of JSON input "
+            '({"apiVersion":"v1","kind":"Con ...)',
+            id="truncated-json",
+        ),
+        pytest.param(
+            "POST",
+            '"abc"',
+            "application/json",
+            "the object provided is unrecognized (must be of type ConfigMap): couldn't get "
+            f"version/kind; json parse error: json: cannot unmarshal string into Go value of type "
+            f"{_TYPE_META_STRUCT} (2261626322)",
+            id="json-string",
+        ),
+        pytest.param(
+            "POST",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n  bad: : y\n",
+            "application/yaml",
+            "the object provided is unrecognized (must be of type ConfigMap): error converting "
+            "YAML to JSON: yaml: line 5: mapping values are not allowed in this context "
+            "(61706956657273696f6e3a2076310a6b696e643a20436f6e6669674d6170 ...)",
+            id="bad-yaml",
+        ),
+        pytest.param(
+            "PATCH",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n  bad: : y\n",
+            "application/apply-patch+yaml",
+            "error decoding YAML: error converting YAML to JSON: yaml: line 5: mapping values are "
+            "not allowed in this context",
+            id="bad-apply-yaml",
+        ),
+    ],
+)
+def test_unparsable_bodies_get_upstreams_decode_texts(
+    api: Api, method: str, body: str, content_type: str, message: str
+) -> None:
+    path = "/api/v1/namespaces/default/configmaps"
+    if method == "PATCH":
+        path += "/y?fieldManager=m"
+    code, out = api.call(method, path, body, content_type=content_type)
+    assert (code, out["reason"], out["message"]) == (400, "BadRequest", message)
+
+
+def test_null_finalizer_reads_as_an_empty_name(api: Api) -> None:
+    code, out = api.call(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "f", "finalizers": [None]}},
+    )
+    assert code == 422
+    assert 'metadata.finalizers: Invalid value: ""' in out["message"]

@@ -9,6 +9,7 @@ import pytest
 
 from kubeling.machinery.decode import (
     MAX_DEPTH,
+    BodySyntaxError,
     DuplicateKeysDict,
     TypedPatchError,
     check_type_meta,
@@ -16,8 +17,12 @@ from kubeling.machinery.decode import (
     check_value_depth,
     decode_body,
     decode_object,
+    go_json_error,
     has_duplicates,
     loads,
+    not_an_object,
+    unrecognized,
+    yaml_error,
 )
 from kubeling.machinery.errors import BadRequest
 from kubeling.machinery.types import GroupVersionKind
@@ -513,3 +518,83 @@ def test_check_typed_patch_accepts_nulls_quantities_and_free_form_values() -> No
         {"apiVersion": "apps/v1", "kind": "ControllerRevision", "data": {"any": [1, {"x": None}]}},
         gvk=CONTROLLER_REVISION,
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(b'{"kind":"ConfigMap"', "unexpected end of JSON input", id="truncated"),
+        pytest.param(b"", "unexpected end of JSON input", id="empty"),
+        pytest.param(b'{"a" 1}', "invalid character '1' after object key", id="no-colon"),
+        pytest.param(
+            b'{"a":1 "b":2}', "invalid character '\"' after object key:value pair", id="no-comma"
+        ),
+        pytest.param(
+            b"[1,]", "invalid character ']' looking for beginning of value", id="trailing"
+        ),
+        pytest.param(
+            b"{'a':1}",
+            "invalid character '\\'' looking for beginning of object key string",
+            id="single-quotes",
+        ),
+        pytest.param(b"[1 2]", "invalid character '2' after array element", id="array"),
+        pytest.param(b"{} x", "invalid character 'x' after top-level value", id="after-top"),
+        pytest.param(b'["\x01"]', "invalid character '\\x01' in string literal", id="control"),
+        pytest.param(
+            b"trux", "invalid character 'x' in literal true (expecting 'e')", id="literal"
+        ),
+        pytest.param(b"NaN", "invalid character 'N' looking for beginning of value", id="nan"),
+        pytest.param(
+            b"1.x", "invalid character 'x' after decimal point in numeric literal", id="decimal"
+        ),
+    ],
+)
+def test_loads_reports_go_json_syntax_errors(text: bytes, message: str) -> None:
+    with pytest.raises(BodySyntaxError) as exc:
+        loads(text)
+    assert exc.value.message == f"couldn't get version/kind; json parse error: {message}"
+    assert go_json_error(b'  {"a":{"b":[true,false,null,-1.5e+3,"x\\u00e9"]}}  ') is None
+
+
+def test_unrecognized_summarises_the_body_as_upstream() -> None:
+    long_json = b'{"apiVersion":"v1","kind":"ConfigMap"'
+    assert unrecognized("ConfigMap", "E", long_json).message == (
+        'the object provided is unrecognized (must be of type ConfigMap): E ({"apiVersion":"v1",'
+        '"kind":"Con ...)'
+    )
+    assert unrecognized("Pod", "E", b'"abc"').message == (
+        "the object provided is unrecognized (must be of type Pod): E (2261626322)"
+    )
+    assert unrecognized("Pod", "E", b"").message.endswith("E (<empty>)")
+    assert not_an_object("x") == (
+        "couldn't get version/kind; json parse error: json: cannot unmarshal string into Go value "
+        'of type struct { APIVersion string "json:\\"apiVersion,omitempty\\""; Kind string '
+        '"json:\\"kind,omitempty\\"" }'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "metadata:\n  name: x\n  bad: : y\n",
+            "yaml: line 3: mapping values are not allowed in this context",
+            id="scanner-lines-from-one",
+        ),
+        pytest.param(
+            "a:\n  b: 1\n c: 2\n", "yaml: line 2: did not find expected key", id="parser-from-zero"
+        ),
+        pytest.param(
+            "a: [1, 2\nb: 3\n", "yaml: line 1: did not find expected ',' or ']'", id="flow"
+        ),
+        pytest.param(
+            "a: @x\n", "yaml: line 1: found character that cannot start any token", id="token"
+        ),
+    ],
+)
+def test_yaml_error_uses_go_yaml_wording(text: str, message: str) -> None:
+    import yaml
+
+    with pytest.raises(yaml.YAMLError) as exc:
+        yaml.safe_load(text)
+    assert yaml_error(exc.value) == f"error converting YAML to JSON: {message}"

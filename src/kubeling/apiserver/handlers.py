@@ -29,6 +29,7 @@ from kubeling.apiserver.http import (
     respond_json,
     warning_headers,
 )
+from kubeling.machinery import decode
 from kubeling.machinery.errors import (
     BadRequest,
     Cause,
@@ -177,7 +178,7 @@ class ResourceHandler:
                 obj = await store.get(ctx=ctx, namespace=ns, name=name, subresource=sub)
                 code = 200
             elif method == "PUT":
-                body = await self._body(req)
+                body = await self._body(req, "" if sub not in ("", "status") else target.info.kind)
                 obj, created = await store.update(
                     body, namespace=ns, name=name, ctx=ctx, subresource=sub
                 )
@@ -215,7 +216,7 @@ class ResourceHandler:
                 await self._list(req, send, target, ctx)
             return
         if method == "POST":
-            body = await self._body(req)
+            body = await self._body(req, target.info.kind)
             obj = await store.create(body, namespace=ns, ctx=ctx)
             code = 201
         elif method == "DELETE" and "deletecollection" in target.info.verbs:
@@ -232,8 +233,19 @@ class ResourceHandler:
             raise MethodNotAllowed(NOT_ALLOWED)
         await self._answer_object(req, send, target, ctx, obj, code)
 
-    async def _body(self, req: Request) -> Any:
-        return negotiation.decode_body(await req.body(), req.header(b"content-type"))
+    async def _body(self, req: Request, kind: str = "") -> Any:
+        """The parsed body; with the ``kind`` the endpoint decodes into, a body that does not
+        parse into an object gets upstream's ``the object provided is unrecognized`` text."""
+        raw = await req.body()
+        try:
+            body = negotiation.decode_body(raw, req.header(b"content-type"))
+        except decode.BodySyntaxError as e:
+            if not kind:
+                raise
+            raise decode.unrecognized(kind, e.decode_error, raw) from None
+        if kind and body is not None and not isinstance(body, dict):
+            raise decode.unrecognized(kind, decode.not_an_object(body), raw)
+        return body
 
     # -- reading -----------------------------------------------------------------------------
 

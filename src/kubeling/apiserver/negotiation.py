@@ -13,7 +13,7 @@ import functools
 from typing import Any, Final
 
 from kubeling.machinery import decode
-from kubeling.machinery.errors import BadRequest, UnsupportedMediaType
+from kubeling.machinery.errors import UnsupportedMediaType
 
 PROTOBUF: Final = "application/vnd.kubernetes.protobuf"
 PATCH_TYPES: Final[dict[str, str]] = {
@@ -79,7 +79,7 @@ def load_yaml(raw: bytes) -> Any:
     try:
         doc = yaml.safe_load(raw)
     except yaml.YAMLError as e:
-        raise BadRequest(f"error decoding YAML: {e}") from e
+        raise decode.yaml_syntax_error(e) from e
     except RecursionError:
         raise decode.too_deep() from None
     decode.check_value_depth(doc)

@@ -107,17 +107,254 @@ def too_deep() -> BadRequest:
     )
 
 
+class BodySyntaxError(BadRequest):
+    """A body that does not parse. ``decode_error`` is what upstream's decoder says about it
+    (``couldn't get version/kind; json parse error: unexpected end of JSON input``), which
+    callers that know the endpoint's kind reword as upstream does (``unrecognized``)."""
+
+    def __init__(self, message: str, *, decode_error: str) -> None:
+        super().__init__(message)
+        self.decode_error = decode_error
+
+
+def json_syntax_error(data: bytes, fallback: str) -> BodySyntaxError:
+    text = f"couldn't get version/kind; json parse error: {go_json_error(data) or fallback}"
+    return BodySyntaxError(text, decode_error=text)
+
+
+def yaml_syntax_error(e: Exception) -> BodySyntaxError:
+    text = yaml_error(e)
+    return BodySyntaxError(f"error decoding YAML: {text}", decode_error=text)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python accepts NaN and Infinity; Go does not
+
+
 def loads(raw: bytes | str) -> Any:
     """Parse JSON, remembering duplicate keys for ``decode_object``.
 
-    Raises ``BadRequest`` for malformed JSON, or JSON nested deeper than ``MAX_DEPTH``.
-    Objects without duplicate keys are plain dicts.
+    Raises ``BodySyntaxError`` (a ``BadRequest``) for malformed JSON, ``BadRequest`` for JSON
+    nested deeper than ``MAX_DEPTH``. Objects without duplicate keys are plain dicts.
     """
     check_depth(raw)
     try:
-        return json.loads(raw, object_pairs_hook=_pairs_hook)
+        return json.loads(raw, object_pairs_hook=_pairs_hook, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"error decoding JSON body: {e}") from e
+        data = raw.encode() if isinstance(raw, str) else raw
+        raise json_syntax_error(data, str(e)) from e
+
+
+_GO_STRUCT_TYPE_META: Final = (
+    'struct { APIVersion string "json:\\"apiVersion,omitempty\\""; '
+    'Kind string "json:\\"kind,omitempty\\"" }'
+)
+
+
+def unrecognized(kind: str, detail: str, raw: bytes) -> BadRequest:
+    """upstream's ``transformDecodeError`` when the body named no kind: ``the object provided is
+    unrecognized (must be of type <Kind>): <detail> (<first 30 bytes, or their hex>)``."""
+    if not raw:
+        summary = "<empty>"
+    elif raw[:1] == b"{":
+        summary = raw[:30].decode("utf-8", "replace") + (" ..." if len(raw) > 30 else "")
+    else:
+        summary = raw[:30].hex() + (" ..." if len(raw) > 30 else "")
+    return BadRequest(
+        f"the object provided is unrecognized (must be of type {kind}): {detail} ({summary})"
+    )
+
+
+def not_an_object(value: Any) -> str:
+    """The text upstream's type-meta probe gives for a JSON body that is not an object."""
+    return (
+        f"couldn't get version/kind; json parse error: json: cannot unmarshal {_json_kind(value)} "
+        f"into Go value of type {_GO_STRUCT_TYPE_META}"
+    )
+
+
+def _go_quote_char(c: int) -> str:
+    if c == ord("'"):
+        return "'\\''"
+    if c == ord('"'):
+        return "'\"'"
+    named = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r", 92: "\\\\"}
+    if c in named:
+        return f"'{named[c]}'"
+    if c < 0x20 or c == 0x7F:
+        return f"'\\x{c:02x}'"
+    return f"'{chr(c)}'"
+
+
+_LITERALS: Final = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}
+_WS: Final = frozenset(b" \t\r\n")
+_DIGITS: Final = frozenset(b"0123456789")
+_HEX: Final = frozenset(b"0123456789abcdefABCDEF")
+
+
+def go_json_error(data: bytes) -> str | None:
+    """The message of Go's ``encoding/json`` scanner for malformed ``data`` (``invalid
+    character 'x' after object key``, ``unexpected end of JSON input``), or None when Go's
+    scanner accepts it."""
+    stack: list[str] = []  # "key", "value" (object) or "array"
+    n = len(data)
+    i = 0
+
+    def bad(c: int, context: str) -> str:
+        return f"invalid character {_go_quote_char(c)} {context}"
+
+    def end_value(i: int) -> tuple[int, str | None]:
+        """After a complete value at ``data[i:]``: the next position, or an error."""
+        while True:
+            while i < n and data[i] in _WS:
+                i += 1
+            if not stack:
+                if i < n:
+                    return i, bad(data[i], "after top-level value")
+                return i, None
+            if i >= n:
+                return i, "unexpected end of JSON input"
+            c = data[i]
+            top = stack[-1]
+            if top == "key":
+                if c != ord(":"):
+                    return i, bad(c, "after object key")
+                stack[-1] = "value"
+                return i + 1, ""
+            if top == "value":
+                if c == ord(","):
+                    stack[-1] = "key"
+                    return i + 1, "key"
+                if c != ord("}"):
+                    return i, bad(c, "after object key:value pair")
+                stack.pop()
+                i += 1
+                continue
+            if c == ord(","):
+                return i + 1, ""
+            if c != ord("]"):
+                return i, bad(c, "after array element")
+            stack.pop()
+            i += 1
+
+    def string(i: int) -> tuple[int, str | None]:
+        i += 1  # the opening quote
+        while i < n:
+            c = data[i]
+            if c == ord('"'):
+                return i + 1, None
+            if c == ord("\\"):
+                i += 1
+                if i >= n:
+                    break
+                e = data[i]
+                if e == ord("u"):
+                    for k in range(1, 5):
+                        if i + k >= n:
+                            return n, "unexpected end of JSON input"
+                        if data[i + k] not in _HEX:
+                            return i + k, bad(data[i + k], "in \\u hexadecimal character escape")
+                    i += 5
+                    continue
+                if e not in b'bfnrt\\/"':
+                    return i, bad(e, "in string escape code")
+            elif c < 0x20:
+                return i, bad(c, "in string literal")
+            i += 1
+        return n, "unexpected end of JSON input"
+
+    def number(i: int) -> tuple[int, str | None]:
+        if data[i] == ord("-"):
+            i += 1
+            if i >= n:
+                return n, "unexpected end of JSON input"
+            if data[i] not in _DIGITS:
+                return i, bad(data[i], "in numeric literal")
+        if data[i] == ord("0"):
+            i += 1
+        else:
+            while i < n and data[i] in _DIGITS:
+                i += 1
+        if i < n and data[i] == ord("."):
+            i += 1
+            if i >= n:
+                return n, "unexpected end of JSON input"
+            if data[i] not in _DIGITS:
+                return i, bad(data[i], "after decimal point in numeric literal")
+            while i < n and data[i] in _DIGITS:
+                i += 1
+        if i < n and data[i] in b"eE":
+            i += 1
+            if i < n and data[i] in b"+-":
+                i += 1
+            if i >= n:
+                return n, "unexpected end of JSON input"
+            if data[i] not in _DIGITS:
+                return i, bad(data[i], "in exponent of numeric literal")
+            while i < n and data[i] in _DIGITS:
+                i += 1
+        return i, None
+
+    expect = "value"  # what may start at i: "value", "key" (a string), "value|]" or "key|}"
+    while True:
+        while i < n and data[i] in _WS:
+            i += 1
+        if i >= n:
+            return "unexpected end of JSON input"
+        c = data[i]
+        if expect in ("key", "key|}"):
+            if c == ord("}") and expect == "key|}":
+                stack.pop()
+                i += 1
+            elif c != ord('"'):
+                return bad(c, "looking for beginning of object key string")
+            else:
+                i, err = string(i)
+                if err:
+                    return err
+            # after a key (top "key") end_value reads the colon; after "}" the parent's next
+            i, step = end_value(i)
+        elif c == ord("]") and expect == "value|]":
+            stack.pop()
+            i, step = end_value(i + 1)
+        elif c == ord("{"):
+            stack.append("key")
+            expect = "key|}"
+            i += 1
+            continue
+        elif c == ord("["):
+            stack.append("array")
+            expect = "value|]"
+            i += 1
+            continue
+        elif c == ord('"'):
+            i, err = string(i)
+            if err:
+                return err
+            i, step = end_value(i)
+        elif c == ord("-") or c in _DIGITS:
+            i, err = number(i)
+            if err:
+                return err
+            i, step = end_value(i)
+        elif c in _LITERALS:
+            word = _LITERALS[c]
+            for k in range(1, len(word)):
+                if i + k >= n:
+                    return "unexpected end of JSON input"
+                if data[i + k] != word[k]:
+                    return bad(
+                        data[i + k],
+                        f"in literal {word.decode()} (expecting {_go_quote_char(word[k])})",
+                    )
+            i, step = end_value(i + len(word))
+        else:
+            return bad(c, "looking for beginning of value")
+        if step is None:
+            return None
+        if step.startswith(("invalid", "unexpected")):
+            return step
+        expect = "key" if step == "key" else "value"
 
 
 def has_duplicates(value: Any) -> bool:
@@ -644,6 +881,44 @@ def _base64_canonical(s: str) -> str:
     return s if again == raw else again.decode()
 
 
+# -- YAML errors ------------------------------------------------------------------------------------
+
+# PyYAML's wording of a problem -> libyaml's (which go-yaml reports)
+_YAML_PROBLEMS: Final = (
+    ("mapping values are not allowed here", "mapping values are not allowed in this context"),
+    ("expected ',' or ']'", "did not find expected ',' or ']'"),
+    ("expected ',' or '}'", "did not find expected ',' or '}'"),
+    ("expected the node content", "did not find expected node content"),
+    ("expected '<document start>'", "did not find expected <document start>"),
+)
+
+
+def yaml_error(e: Exception) -> str:
+    """go-yaml's text for a PyYAML error, as sigs.k8s.io/yaml wraps it: ``error converting
+    YAML to JSON: yaml: line N: <problem>``. go-yaml numbers a scanner error's line from 1 and
+    a parser error's from 0 (it reuses libyaml's mark as it is)."""
+    problem = str(getattr(e, "problem", "") or "") or "unknown problem parsing YAML content"
+    for python_text, go_text in _YAML_PROBLEMS:
+        if problem.startswith(python_text):
+            problem = go_text
+            break
+    else:
+        if problem.startswith("found character") and problem.endswith("cannot start any token"):
+            problem = "found character that cannot start any token"
+        elif problem.startswith("expected <block end>"):
+            context = str(getattr(e, "context", "") or "")
+            problem = (
+                "did not find expected '-' indicator"
+                if "collection" in context or "sequence" in context
+                else "did not find expected key"
+            )
+    scanner = type(e).__name__ == "ScannerError"
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    line = (mark.line + 1 if scanner else mark.line) if mark is not None else 0
+    where = f"line {line}: " if line else ""
+    return f"error converting YAML to JSON: yaml: {where}{problem}"
+
+
 # -- server-side apply's typed patch ---------------------------------------------------------------
 
 
@@ -928,7 +1203,13 @@ __all__ = [
     "check_value_depth",
     "decode_body",
     "decode_object",
+    "go_json_error",
     "has_duplicates",
+    "json_syntax_error",
     "loads",
+    "not_an_object",
     "too_deep",
+    "unrecognized",
+    "yaml_error",
+    "yaml_syntax_error",
 ]

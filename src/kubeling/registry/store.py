@@ -1530,7 +1530,7 @@ def parse_patch(kind: str, raw: bytes) -> Any:
         try:
             doc = yaml.safe_load(raw) if raw.strip() else {}
         except yaml.YAMLError as e:
-            raise BadRequest(f"error decoding YAML: {e}") from None
+            raise decoding.yaml_syntax_error(e) from None
         except RecursionError:
             raise decoding.too_deep() from None
         decoding.check_value_depth(doc)
