@@ -763,6 +763,8 @@ def test_b02_empty_class_is_kept_through_apply_and_disables_provisioning(k: Kube
     assert get(k, "pvc", "omitted", "-n", ns)["spec"]["storageClassName"] == "local-path"
     poll(lambda: claim_phase(k, ns, "omitted") == "Bound", what="the defaulted claim bound")
     assert claim_phase(k, ns, "data") == "Pending"
+    # a claim of class "" left Pending would bind the next class-less volume of a later test
+    k.ok("delete", "pvc", "data", "-n", ns, "--wait=false")
 
 
 NO_CLASS = "no persistent volumes available for this claim and no storage class is set"
@@ -798,6 +800,7 @@ def test_b02_failed_binding_message_is_upstreams_when_other_volumes_exist(
         )
         assert messages == [NO_CLASS]
     finally:
+        k.kubectl("delete", "pvc", "data", "-n", ns, "--wait=false")
         k.kubectl("delete", "pv", "b02-slow-pv", "--wait=false")
 
 
@@ -914,6 +917,205 @@ def test_b12_wait_for_first_consumer_binds_for_node_selector_not_node_name(k: Ku
         assert pod(k, ns, "pinned")["status"].get("phase") == "Pending"
     finally:
         k.kubectl("delete", "storageclass", "b12-lp", "--wait=false")
+
+
+def host_pv(name: str, path: pathlib.Path, size: str = "1Gi", **spec: Any) -> str:
+    body = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {
+            "storageClassName": "",
+            "capacity": {"storage": size},
+            "accessModes": ["ReadWriteOnce"],
+            "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
+            **spec,
+        },
+    }
+    return json.dumps(body)
+
+
+@pytest.mark.parametrize(
+    ("size", "pv_class", "mismatch"),
+    [
+        pytest.param("120Gi", "", None, id="bound-whole-capacity"),
+        pytest.param("1Gi", "", "requested PV is too small", id="a-too-small"),
+        pytest.param("120Gi", "slow", "storageClassName does not match", id="b-other-class"),
+    ],
+)
+def test_b04_prebound_claim_reports_the_whole_volume_capacity(
+    k: Kubeling,
+    tmp_path: pathlib.Path,
+    request: pytest.FixtureRequest,
+    size: str,
+    pv_class: str,
+    mismatch: str | None,
+) -> None:
+    variant = request.node.callspec.id
+    ns = namespace(k, f"b04-{variant}")
+    pv = f"b04-big-pv-{variant}"
+    rwx = ["ReadWriteMany"]
+    k.ok("apply", "-f", "-", input=host_pv(pv, tmp_path / "big", size, accessModes=rwx, storageClassName=pv_class, persistentVolumeReclaimPolicy="Retain"))  # fmt: skip
+    try:
+        small = claim("small", "2Gi", storageClassName="", volumeName=pv, accessModes=rwx)
+        k.ok("apply", "-n", ns, "-f", "-", input=small)
+        if mismatch is None:
+            poll(lambda: claim_phase(k, ns, "small") == "Bound", what="small bound")
+            out = k.ok(
+                "get", "pvc", "small", "-n", ns, "-o",
+                "jsonpath={.status.phase} {.status.capacity.storage} "
+                "{.spec.resources.requests.storage}",
+            )  # fmt: skip
+            assert out == "Bound 120Gi 2Gi"
+        else:
+            message = f'Cannot bind to requested volume "{pv}": {mismatch}'
+            poll(lambda: message in events(k, ns, "small", "VolumeMismatch"), what=message)
+            assert claim_phase(k, ns, "small") == "Pending"
+    finally:
+        k.kubectl("delete", "pvc", "small", "-n", ns, "--wait=false")
+        k.kubectl("delete", "pv", pv, "--wait=false")
+
+
+def test_b06_released_volume_is_not_rebound_to_a_recreated_claim(
+    k: Kubeling, tmp_path: pathlib.Path
+) -> None:
+    ns = namespace(k, "b06")
+    data = tmp_path / "b06-data-pv"
+    data.mkdir()
+    pv = "b06-data-pv"
+    k.ok("apply", "-f", "-", input=host_pv(pv, data, persistentVolumeReclaimPolicy="Retain"))
+    manifest = claim("data", storageClassName="", volumeName=pv)
+    try:
+        k.ok("apply", "-n", ns, "-f", "-", input=manifest)
+        poll(lambda: claim_phase(k, ns, "data") == "Bound", what="data bound")
+        old_uid = get(k, "pvc", "data", "-n", ns)["metadata"]["uid"]
+        (data / "old.txt").write_text("kept")
+        k.ok("delete", "pvc", "data", "-n", ns, f"--timeout={int(WAIT)}s")
+        poll(
+            lambda: (
+                k.ok("get", "pv", pv, "-o", "jsonpath={.status.phase} {.spec.claimRef.uid}")
+                == f"Released {old_uid}"
+            ),
+            what="the volume Released, still naming the old claim",
+        )
+        k.ok("apply", "-n", ns, "-f", "-", input=manifest)  # same claim again, new uid
+        message = f'volume "{pv}" already bound to a different claim.'
+        poll(lambda: message in events(k, ns, "data", "FailedBinding"), what=message)
+        assert claim_phase(k, ns, "data") == "Pending"
+
+        k.ok(
+            "patch", "pv", pv, "--type=json", "-p", '[{"op":"remove","path":"/spec/claimRef/uid"}]'
+        )
+        poll(lambda: claim_phase(k, ns, "data") == "Bound", what="the claim bound again")
+        bound = get(k, "pv", pv)["spec"]["claimRef"]
+        assert (bound["namespace"], bound["name"]) == (ns, "data")
+        assert bound["uid"] == get(k, "pvc", "data", "-n", ns)["metadata"]["uid"] != old_uid
+        assert (data / "old.txt").read_text() == "kept", "Retain keeps the data"
+    finally:
+        k.kubectl("delete", "pvc", "data", "-n", ns, "--wait=false")
+        k.kubectl("delete", "pv", pv, "--wait=false")
+
+
+def test_b10_of_two_default_classes_the_newest_wins(k: Kubeling) -> None:
+    """Names chosen so the tie rule (name ascending) would pick the older class: only the
+    newest-creationTimestamp rule picks ``b10-zz-new``."""
+    ns = namespace(k, "b10")
+    try:
+        k.ok("apply", "-f", "-", input=storage_class("b10-aa-old", default=True))
+        stamp = get(k, "storageclass", "b10-aa-old")["metadata"]["creationTimestamp"]
+        created = time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        # creationTimestamps have whole seconds: the next class must be a second younger
+        poll(lambda: time.time() >= created + 1.05, what="the next second")
+        k.ok("apply", "-f", "-", input=storage_class("b10-zz-new", default=True))
+        k.ok("apply", "-n", ns, "-f", "-", input=claim("data"))
+        assert get(k, "pvc", "data", "-n", ns)["spec"]["storageClassName"] == "b10-zz-new"
+        k.ok("apply", "-n", ns, "-f", "-", input=claim("named", storageClassName="b10-aa-old"))
+        assert get(k, "pvc", "named", "-n", ns)["spec"]["storageClassName"] == "b10-aa-old"
+    finally:
+        k.kubectl("delete", "pvc", "data", "named", "-n", ns, "--wait=false")
+        k.kubectl("delete", "storageclass", "b10-aa-old", "b10-zz-new", "--wait=false")
+
+
+def test_b13_shrink_and_pending_claim_resize_are_refused(k: Kubeling) -> None:
+    """Steps 3 and 4 of B13 (steps 1 and 2 are ``test_storage_e2e``'s
+    ``test_resize_refused_by_a_class_without_expansion``)."""
+    ns = namespace(k, "b13")
+    k.ok("apply", "-f", "-", input=storage_class("b13-grow", allowVolumeExpansion=True))
+    try:
+        k.ok("apply", "-n", ns, "-f", "-", input=claim("data", storageClassName="b13-grow"))
+        poll(lambda: claim_phase(k, ns, "data") == "Bound", what="data bound")
+        grow = '{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}'
+        k.ok("patch", "pvc", "data", "-n", ns, "-p", grow)
+        shrink = '{"spec":{"resources":{"requests":{"storage":"1Gi"}}}}'
+        refused = k.kubectl("patch", "pvc", "data", "-n", ns, "-p", shrink)
+        assert refused.returncode != 0
+        # below the previous value (RecoverVolumeExpansionFailure off) or at/below
+        # status.capacity (on): 1Gi is refused either way
+        assert "spec.resources.requests.storage: Forbidden: field can not be less than" in (
+            refused.stderr
+        )
+        assert get(k, "pvc", "data", "-n", ns)["spec"]["resources"]["requests"] == {
+            "storage": "2Gi"
+        }
+
+        k.ok("apply", "-n", ns, "-f", "-", input=claim("pending", storageClassName="b13-none"))
+        refused = k.kubectl("patch", "pvc", "pending", "-n", ns, "-p", grow)
+        assert refused.returncode != 0
+        assert "spec is immutable after creation except resources.requests" in refused.stderr
+    finally:
+        k.kubectl("delete", "pvc", "data", "pending", "-n", ns, "--wait=false")
+        k.kubectl("delete", "storageclass", "b13-grow", "--wait=false")
+
+
+B29_SET = """\
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: web}
+spec:
+  serviceName: web
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers: [{name: c, image: busybox:1.36, command: ["sleep", "3600"]}]
+"""
+
+
+@runc_test
+@pytest.mark.parametrize(
+    ("variant", "service", "headless"),
+    [("A", "web", False), ("B", "web-hs", True), ("C", "web", True)],
+)
+def test_b29_per_pod_names_need_a_headless_service_named_service_name(
+    k: Kubeling, variant: str, service: str, headless: bool
+) -> None:
+    ns = namespace(k, f"b29-{variant.lower()}")
+    svc: dict[str, Any] = {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}
+    if headless:
+        svc["clusterIP"] = "None"
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": service}, "spec": svc}
+    k.ok("apply", "-n", ns, "-f", "-", input=json.dumps(body))
+    k.ok("apply", "-n", ns, "-f", "-", input=B29_SET)
+    k.ok("rollout", "status", "sts/web", "-n", ns, "--timeout=60s")
+    web0 = pod(k, ns, "web-0")
+    assert (web0["spec"]["hostname"], web0["spec"]["subdomain"]) == ("web-0", "web")
+    ips = sorted(pod_ip(k, ns, f"web-{i}") for i in range(2))
+    zone = f"{ns}.{ZONE}"
+    if variant == "A":
+        cluster_ip = get(k, "svc", "web", "-n", ns)["spec"]["clusterIP"]
+        poll(lambda: answers(f"web.{zone}") == [cluster_ip], what="web's ClusterIP")
+        assert dns(f"web-0.web.{zone}").header.rcode == RCODE.NXDOMAIN
+    elif variant == "B":
+        poll(lambda: answers(f"web-hs.{zone}") == ips, what="web-hs's pod addresses")
+        assert dns(f"web-0.web-hs.{zone}").header.rcode == RCODE.NXDOMAIN
+        assert dns(f"web-0.web.{zone}").header.rcode == RCODE.NXDOMAIN
+        assert dns(f"web.{zone}").header.rcode == RCODE.NXDOMAIN
+    else:
+        poll(lambda: answers(f"web.{zone}") == ips, what="web's pod addresses")
+        assert answers(f"web-0.web.{zone}") == [pod_ip(k, ns, "web-0")]
+        assert answers(f"web-1.web.{zone}") == [pod_ip(k, ns, "web-1")]
 
 
 # -- Theme E: subPath refresh (kubeling does better than upstream) -------------------------------
