@@ -211,8 +211,8 @@ def test_secret_data_is_stored_reencoded(api: Api) -> None:
             "POST",
             "?fieldManager=" + "m" * 129,
             "application/json",
-            'CreateOptions.meta.k8s.io "" is invalid: fieldManager: Too long: must have at most '
-            "128 bytes",
+            'CreateOptions.meta.k8s.io "" is invalid: fieldManager: Too long: may not be more '
+            "than 128 bytes",
             id="too-long",
         ),
         pytest.param(
