@@ -390,3 +390,14 @@ def test_null_finalizer_reads_as_an_empty_name(api: Api) -> None:
     )
     assert code == 422
     assert 'metadata.finalizers: Invalid value: ""' in out["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/merge-patch+json", "application/strategic-merge-patch+json"],
+)
+def test_malformed_patch_is_described_in_go_json_words(api: Api, content_type: str) -> None:
+    path = "/api/v1/namespaces/default/configmaps/patched"
+    api.call("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "patched"}})
+    code, out = api.call("PATCH", path, '{"data": {"a": "b"}', content_type=content_type)
+    assert (code, out["message"]) == (400, "error decoding patch: unexpected end of JSON input")

@@ -1538,7 +1538,7 @@ def parse_patch(kind: str, raw: bytes) -> Any:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        raise BadRequest(f"error decoding patch: {e}") from None
+        raise BadRequest(f"error decoding patch: {decoding.go_json_error(raw) or e}") from None
     if kind == "json" and not isinstance(doc, list):
         raise BadRequest("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
     if kind in ("merge", "strategic") and not isinstance(doc, dict):
