@@ -16,6 +16,7 @@ that Node, so the other scenarios see one node.
 from __future__ import annotations
 
 import base64
+import calendar
 import json
 import pathlib
 import socket
@@ -1023,7 +1024,7 @@ def test_b10_of_two_default_classes_the_newest_wins(k: Kubeling) -> None:
     try:
         k.ok("apply", "-f", "-", input=storage_class("b10-aa-old", default=True))
         stamp = get(k, "storageclass", "b10-aa-old")["metadata"]["creationTimestamp"]
-        created = time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+        created = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
         # creationTimestamps have whole seconds: the next class must be a second younger
         poll(lambda: time.time() >= created + 1.05, what="the next second")
         k.ok("apply", "-f", "-", input=storage_class("b10-zz-new", default=True))
