@@ -65,7 +65,7 @@ def free_port() -> int:
     raise AssertionError("no free port for DNS")
 
 
-DNS_PORT = free_port()
+DNS_PORT = 0  # the module's server's DNS port, picked when the server starts
 ZONE = "svc.cluster.local"
 
 
@@ -100,6 +100,8 @@ def runc_usable() -> bool:
 
 @pytest.fixture(scope="module")
 def k(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubeling]:
+    global DNS_PORT
+    DNS_PORT = free_port()
     base = tmp_path_factory.mktemp("field-reports")
     cache = base / "kube-cache"
     cache.mkdir()
@@ -303,6 +305,62 @@ def test_b23_missing_secret_key_blocks_the_container_until_it_exists(k: Kubeling
     assert k.kubectl("exec", "-n", ns, "lenient", "--", "printenv", "DB_PASS").returncode == 1
     lenient = pod(k, ns, "lenient")["status"]["containerStatuses"][0]
     assert lenient["restartCount"] == 0
+
+
+@runc_test
+def test_b23_config_map_refs_and_env_from_block_the_same_way(k: Kubeling) -> None:
+    ns = namespace(k, "b23-cm")
+    apply_pod(
+        k,
+        ns,
+        "keyref",
+        {
+            "command": ["sh", "-c", "echo MODE=$MODE; sleep 3600"],
+            "env": [
+                {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}}
+            ],
+        },
+    )
+    apply_pod(
+        k,
+        ns,
+        "envfrom",
+        {
+            "command": ["sh", "-c", "echo SECRET_X=$X; sleep 3600"],
+            "envFrom": [{"secretRef": {"name": "bulk"}}],
+        },
+    )
+
+    def waiting_message(name: str) -> str:
+        w = waiting(k, ns, name)
+        return w.get("message", "") if w.get("reason") == "CreateContainerConfigError" else ""
+
+    poll(lambda: waiting_message("keyref") == 'configmap "cfg" not found', what="cfg not found")
+    poll(lambda: waiting_message("envfrom") == 'secret "bulk" not found', what="bulk not found")
+    k.ok("create", "configmap", "cfg", "-n", ns, "--from-literal=other=1")
+    poll(
+        lambda: waiting_message("keyref") == f"couldn't find key mode in ConfigMap {ns}/cfg",
+        what="the missing ConfigMap key",
+    )
+    k.ok("patch", "configmap", "cfg", "-n", ns, "-p", '{"data":{"mode":"on"}}')
+    k.ok("create", "secret", "generic", "bulk", "-n", ns, "--from-literal=X=y")
+    for name, line in (("keyref", "MODE=on\n"), ("envfrom", "SECRET_X=y\n")):
+        wait_ready(k, ns, name)
+        poll(lambda n=name, w=line: k.kubectl("logs", "-n", ns, n).stdout == w, what=line)
+
+
+def test_b22_env_file_with_an_invalid_key_is_refused_by_kubectl(
+    k: Kubeling, tmp_path: pathlib.Path
+) -> None:
+    """The client-side half of B22 (the values are ``test_pods_e2e``'s
+    ``test_configmap_from_env_file_keeps_quotes``)."""
+    ns = namespace(k, "b22")
+    env_file = tmp_path / "bad.env"
+    env_file.write_text("GOOD=1\n1BAD=x\n")
+    refused = k.kubectl("create", "configmap", "app-env", "-n", ns, f"--from-env-file={env_file}")
+    assert refused.returncode != 0
+    assert '"1BAD" is not a valid key name' in refused.stderr, refused.stderr
+    assert k.kubectl("get", "configmap", "app-env", "-n", ns).returncode != 0
 
 
 # -- Theme F: Secret types ------------------------------------------------------------------------
