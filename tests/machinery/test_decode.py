@@ -466,7 +466,7 @@ def test_check_typed_patch_reports_structured_merge_diff_errors(
     with pytest.raises(TypedPatchError) as exc:
         check_typed_patch({"apiVersion": "v1", "kind": "ConfigMap", **body}, gvk=CONFIGMAP)
     status = exc.value.to_status()
-    assert (status["code"], status["reason"]) == (500, "")
+    assert status["code"] == 500 and "reason" not in status
     assert status["message"] == (
         f"failed to create typed patch object (ns/c; /v1, Kind=ConfigMap): {detail}"
     )

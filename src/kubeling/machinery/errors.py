@@ -85,6 +85,8 @@ class StatusError(KubelingError):
             "reason": self.reason,
             "code": self.code,
         }
+        if not self.reason:
+            del status["reason"]  # omitempty: errors upstream returns as plain Go errors
         if details:
             status["details"] = details
         return status
