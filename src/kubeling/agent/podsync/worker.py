@@ -1016,6 +1016,10 @@ class PodWorker:
                 )
             except (NotFound, Conflict):
                 pass
+            except StatusError:
+                # Everything on the node is gone already; the delete is retried by the loop.
+                self.finished = False
+                raise
         log.info("Pod %s/%s is gone from this node.", self.namespace, self.name)
 
     # --- status ----------------------------------------------------------------------------
