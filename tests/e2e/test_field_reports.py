@@ -490,7 +490,7 @@ def test_b37_client_side_apply_of_a_big_configmap_hits_the_annotation_limit(
     )
     applied = k.kubectl("apply", "-n", ns, "-f", "-", input=manifest)
     assert applied.returncode != 0
-    assert "metadata.annotations: Too long: must have at most 262144 bytes" in applied.stderr
+    assert "metadata.annotations: Too long: may not be more than 262144 bytes" in applied.stderr
     assert k.kubectl("get", "configmap", "big", "-n", ns).returncode != 0
 
     k.ok("create", "-n", ns, "-f", "-", input=manifest)
@@ -506,7 +506,7 @@ def test_b37_client_side_apply_of_a_big_configmap_hits_the_annotation_limit(
     huge.write_text("a" * 1_100_000)
     refused = k.kubectl("create", "configmap", "huge", "-n", ns, f"--from-file={huge}")
     assert refused.returncode != 0
-    assert "Too long: must have at most 1048576 bytes" in refused.stderr
+    assert "Too long: may not be more than 1048576 bytes" in refused.stderr
     assert k.kubectl("get", "configmap", "huge", "-n", ns).returncode != 0
 
 

@@ -64,7 +64,7 @@ def test_configmap_total_size_limit() -> None:
     _, ok = create(r.CONFIGMAPS, {"metadata": meta(), "data": {"a": "x" * 1048576}})
     assert ok == []
     _, errs = create(r.CONFIGMAPS, {"metadata": meta(), "data": {"a": "x" * 1048576, "b": "y"}})
-    assert errs == ["[]: Too long: must have at most 1048576 bytes"]
+    assert errs == ["[]: Too long: may not be more than 1048576 bytes"]
 
 
 def test_configmap_immutable() -> None:
@@ -152,7 +152,7 @@ def test_secret_size_limit_counts_decoded_bytes() -> None:
     _, ok = create(r.SECRETS, {"metadata": meta(), "data": {"a": big}})
     assert ok == []
     _, errs = create(r.SECRETS, {"metadata": meta(), "data": {"a": big, "b": b64("y")}})
-    assert errs == ["data: Too long: must have at most 1048576 bytes"]
+    assert errs == ["data: Too long: may not be more than 1048576 bytes"]
 
 
 def test_secret_type_and_immutable_rules() -> None:

@@ -113,7 +113,7 @@ def test_annotations_total_size_limit() -> None:
     big = {"a": "x" * (256 * 1024)}
     errs = v.validate_annotations(big, Path("metadata.annotations"))
     assert [str(e) for e in errs] == [
-        "metadata.annotations: Too long: must have at most 262144 bytes"
+        "metadata.annotations: Too long: may not be more than 262144 bytes"
     ]
     assert v.validate_annotations({"a": "x"}, Path("metadata.annotations")) == []
 

@@ -97,7 +97,7 @@ class FieldError:
 
     def __str__(self) -> str:
         # A root path prints as "[]" upstream (e.g. the ConfigMap size limit:
-        # `ConfigMap "x" is invalid: []: Too long: must have at most 1048576 bytes`).
+        # `ConfigMap "x" is invalid: []: Too long: may not be more than 1048576 bytes`).
         head = f"{self.field or '[]'}: "
         text = _TYPE_TEXT[self.type]
         parts = [f"{head}{text}"]
@@ -135,9 +135,11 @@ def forbidden(path: Path, detail: str) -> FieldError:
 
 
 def too_long(path: Path, max_length: int) -> FieldError:
-    """v1.32 never shows the too-long value itself, only the limit."""
+    """v1.32's wording (a real v1.32.3 API server answers an oversized annotation set with
+    ``metadata.annotations: Too long: may not be more than 262144 bytes``); the value itself is
+    never shown, only the limit. Older servers said "must have at most N bytes"."""
     return FieldError(
-        "FieldValueTooLong", str(path), detail=f"must have at most {max_length} bytes"
+        "FieldValueTooLong", str(path), detail=f"may not be more than {max_length} bytes"
     )
 
 

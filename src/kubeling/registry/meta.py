@@ -233,15 +233,7 @@ def validate_write_options(
         # kubectl defaults it; other clients must name themselves for apply
         errs.append(f.required(path, "is required for apply patch"))
     if len(field_manager.encode()) > FIELD_MANAGER_MAX_LENGTH:
-        # v1.32's field.TooLong wording (kubernetes PR 128553); TODO(#2): machinery.field's
-        # too_long still has the older "must have at most N bytes" for every other field
-        errs.append(
-            FieldError(
-                "FieldValueTooLong",
-                str(path),
-                detail=f"may not be more than {FIELD_MANAGER_MAX_LENGTH} bytes",
-            )
-        )
+        errs.append(f.too_long(path, FIELD_MANAGER_MAX_LENGTH))
     position = 0
     for ch in field_manager:
         # Go's unicode.IsPrint is Python's isprintable: letters, marks, numbers, punctuation,

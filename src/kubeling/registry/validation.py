@@ -191,7 +191,9 @@ def validate_annotations(annotations: Mapping[str, Any] | None, path: Path) -> l
 
 def too_long_no_value(path: Path, max_bytes: int) -> FieldError:
     """``field.TooLong`` as v1.32 prints it: the (whole-object) value is never shown."""
-    return FieldError("FieldValueTooLong", str(path), detail=f"must have at most {max_bytes} bytes")
+    return FieldError(
+        "FieldValueTooLong", str(path), detail=f"may not be more than {max_bytes} bytes"
+    )
 
 
 def validate_object_meta(
