@@ -19,6 +19,19 @@ import sys
 from kubeling.cluster import Cluster, ClusterConfig
 
 
+def _up_freezes() -> bool:
+    """Whether this tree's ``kubeling up`` freezes the collector once ready (newer trees do;
+    ``--src`` may point at an older one)."""
+    import inspect
+
+    from kubeling import cli
+
+    return "gc.freeze()" in inspect.getsource(cli._up)
+
+
+_UP_FREEZES = _up_freezes()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="_apiserver.py")
     parser.add_argument("--data-dir", type=pathlib.Path, required=True)
@@ -47,7 +60,8 @@ def main() -> int:
             loop.add_signal_handler(sig, stop.set)
         await cluster.start()
         print(f"kubeling is ready at {cluster.url} (kubeconfig: {cluster.kubeconfig})", flush=True)
-        gc.freeze()  # as kubeling up does once ready
+        if _UP_FREEZES:
+            gc.freeze()  # as kubeling up (of the tree under test) does once ready
         try:
             await stop.wait()
         finally:
