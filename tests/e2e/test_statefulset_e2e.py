@@ -42,6 +42,9 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      # sleep as PID 1 ignores SIGTERM, so every replaced pod would wait out the default
+      # 30 s grace period (as upstream); a rolling update and an undo replace four pods.
+      terminationGracePeriodSeconds: 1
       containers:
       - name: c
         image: busybox:1.36
@@ -353,12 +356,5 @@ def test_statefulset_when_deleted_delete_collects_claims_with_the_set(
     assert not _live_pods(k, ns)
 
 
-@pytest.mark.skip(
-    reason="B36 needs two nodes (a cordoned node holding a local PV and another one free); "
-    "kubeling runs one node agent per cluster today. TODO(#4): run it once nodes can join."
-)
-def test_statefulset_pod_pinned_by_local_volume_stays_pending_on_cordon() -> None:
-    """B36: after ``kubectl cordon <node-a>`` and ``kubectl delete pod db-0`` the new
-    ``db-0`` reuses ``data-db-0`` and stays Pending with FailedScheduling (volume node
-    affinity conflict, unschedulable node); nothing is migrated or re-provisioned."""
-    raise AssertionError("skipped")
+# B36 (a pod pinned to a cordoned node by its local volume) is covered end to end by
+# tests/e2e/test_field_reports.py::test_b36_*, which registers a second Node through the API.
