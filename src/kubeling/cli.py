@@ -1,4 +1,4 @@
-"""The ``kubeling`` command line: ``up``, ``kubeconfig`` and ``version``.
+"""The ``kubeling`` command line: ``up``, ``kubeconfig``, ``image`` and ``version``.
 
 Only ``argparse`` is imported at start; each command imports what it uses, so ``kubeling
 version`` and ``--help`` answer at once and ``kubeling up`` is serving well under a second
@@ -39,9 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser(
         "up",
         help="run a whole cluster in the foreground",
-        description="Run the API server and the controllers (and, as they are built, the node "
-        "agent and DNS) in the foreground. Prints one line when the cluster is ready; SIGTERM "
-        "or Ctrl-C stops it cleanly (exit 0), a second signal exits at once.",
+        description="Run the API server, the controllers, the scheduler, the node agent and "
+        "(with --dns-listen, and on the pod bridge under runc) the cluster DNS in the foreground. "
+        "Prints one line when the cluster is ready; SIGTERM or Ctrl-C stops it cleanly (pods "
+        "stopped, mounts undone, exit 0), a second signal exits at once.",
     )
     up.add_argument("--data-dir", type=pathlib.Path, help=data_help)
     up.add_argument(
@@ -71,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         "or simulated (pods go through their lifecycle without processes)",
     )
     up.add_argument(
+        "--no-default-storage-class",
+        dest="default_storage_class",
+        action="store_false",
+        help="do not create the default `local-path` StorageClass at first start",
+    )
+    up.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -80,6 +87,20 @@ def _parser() -> argparse.ArgumentParser:
 
     kc = sub.add_parser("kubeconfig", help="print the admin kubeconfig of a data directory")
     kc.add_argument("--data-dir", type=pathlib.Path, help=data_help)
+
+    image = sub.add_parser(
+        "image",
+        help="import or list images in the node's image store (nothing is ever pulled)",
+    )
+    image_sub = image.add_subparsers(dest="image_command", metavar="IMAGE_COMMAND")
+    imp = image_sub.add_parser(
+        "import",
+        help="import an OCI image layout or `docker save` archive (a .tar file)",
+    )
+    imp.add_argument("file", type=pathlib.Path, metavar="FILE")
+    imp.add_argument("--data-dir", type=pathlib.Path, help=data_help)
+    ls = image_sub.add_parser("list", help="list the imported images")
+    ls.add_argument("--data-dir", type=pathlib.Path, help=data_help)
 
     sub.add_parser("version", help="print kubeling's version and the Kubernetes version it serves")
     return parser
@@ -99,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kubeling: no kubeconfig at {path}; run `kubeling up` first", file=sys.stderr)
             return 1
         return 0
+    if args.command == "image":
+        return _image(args, parser)
     if args.command == "version":
         from importlib.metadata import version
 
@@ -106,6 +129,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser.print_help()
     return 2
+
+
+def _image(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    # The agent of `kubeling up --data-dir D` keeps its image store under D/agent, so an
+    # image imported here is used by the next pod that names it (running or not).
+    from kubeling.agent.errors import ImageError
+    from kubeling.agent.images import ImageStore
+
+    if args.image_command not in ("import", "list"):
+        parser.parse_args(["image", "--help"])
+        return 2
+    store = ImageStore((args.data_dir or default_data_dir()).resolve() / "agent")
+    if args.image_command == "list":
+        for name in store.images():
+            print(name)
+        return 0
+    try:
+        names = store.import_oci_archive(args.file)
+    except (ImageError, OSError) as e:
+        print(f"kubeling: cannot import {args.file}: {e}", file=sys.stderr)
+        return 1
+    for name in names:
+        print(f"imported {name}")
+    return 0
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -153,6 +200,7 @@ def _up(args: argparse.Namespace) -> int:
         store=args.store,
         dns_listen=args.dns_listen,
         runtime=args.runtime,
+        default_storage_class=args.default_storage_class,
     )
 
     async def run() -> int:

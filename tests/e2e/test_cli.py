@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import Kubeling, kubeling_command, start_kubeling
+from tests.e2e.conftest import Kubeling, kubeling_command, start_kubeling, stop_kubeling
 
 pytestmark = pytest.mark.e2e
 
@@ -74,3 +74,37 @@ def test_up_stops_cleanly_on_sigint(kubeling_dirs: tuple[pathlib.Path, pathlib.P
     k.ok("get", "ns")
     k.proc.send_signal(signal.SIGINT)
     assert k.proc.wait(30) == 0
+
+
+def test_image_import_then_list_shows_the_archive_name(tmp_path: pathlib.Path) -> None:
+    from tests.agent.test_images import layer, oci_archive
+
+    archive = oci_archive(
+        tmp_path / "img.tar", "example.com/tools:1", [layer([("bin", None)])], {"Env": ["A=1"]}
+    )
+    data_dir = tmp_path / "data"
+    imported = _run("image", "import", str(archive), "--data-dir", str(data_dir))
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "imported example.com/tools:1"
+    listed = _run("image", "list", "--data-dir", str(data_dir))
+    assert listed.stdout.split() == ["example.com/tools:1"]
+
+
+def test_image_import_of_a_non_archive_fails_with_the_reason(tmp_path: pathlib.Path) -> None:
+    bogus = tmp_path / "not-an-image.tar"
+    bogus.write_text("hello")
+    r = _run("image", "import", str(bogus), "--data-dir", str(tmp_path / "data"))
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"kubeling: cannot import {bogus}: ")
+
+
+def test_no_default_storage_class_flag_leaves_the_cluster_without_one(
+    tmp_path: pathlib.Path,
+) -> None:
+    k = start_kubeling(
+        tmp_path / "data", tmp_path / "cache", "--runtime=simulated", "--no-default-storage-class"
+    )
+    try:
+        assert k.ok("get", "storageclass", "-o", "name").strip() == ""
+    finally:
+        assert stop_kubeling(k) == 0
