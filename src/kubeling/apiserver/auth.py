@@ -9,7 +9,7 @@ imported only when something has to be generated, so a restart does not pay for 
 
 Authentication is a list of ``Authenticator`` callables tried in order, the way upstream's
 union authenticator works; the first that recognises the request names the user. Service
-account tokens (signed JWTs) plug in as one more entry later.
+account tokens (signed JWTs, ``apiserver.satokens``) are one more entry in that list.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Like kube-controller-manager, controllers share informers (one list+watch per resource for
 all of them) and run side by side in one event loop. Each controller module exposes a
 ``build(ctx) -> Controller`` function and is named in ``BUILDERS``; the manager starts
-them all and stops them in reverse order. Which controllers run is data, not code, so
-``kubeling up --controllers`` style selection and tests that run one controller alone need
-no special cases.
+them all and stops them in reverse order. Which controllers run is data, not code
+(``ClusterConfig.controllers`` names them), so tests that run one controller alone, or none,
+need no special cases.
 """
 
 from __future__ import annotations
