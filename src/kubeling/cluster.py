@@ -171,7 +171,7 @@ class Cluster:
         if self.config.dns_listen:
             from kubeling.dns.server import DnsServer
 
-            # TODO(#4): also serve on the pod bridge (agent.network BridgeNetwork.dns_ip).
+            # The host's listener; pods get their own on the bridge (``_pod_dns``).
             components.append(
                 DnsServer(
                     self.local_client(user_agent="kubeling-dns"),
@@ -188,9 +188,25 @@ class Cluster:
                     runtime=self.config.runtime,
                     server_token=self._agent_token,
                     ca_cert=self._pki.ca_cert.read_bytes() if self._pki else b"",
+                    bridge_service=self._pod_dns,
                 )
             )
         return components
+
+    def _pod_dns(self, network: Any) -> Component:
+        """Cluster DNS for pods, on ``<bridge address>:53`` only (never a wildcard address):
+        the agent starts it once its bridge exists, with the runc runtime only (simulated
+        pods resolve nothing), and stops it before removing the bridge. A second server
+        beside ``--dns-listen``'s: its own watches, so neither depends on the other.
+
+        TODO(#4): one server could serve both listeners from one set of watches; today the
+        Services, EndpointSlices and Pods are watched twice when both run.
+        """
+        from kubeling.dns.server import DnsServer
+
+        return DnsServer(
+            self.local_client(user_agent="kubeling-dns"), listen=[(network.dns_ip, 53)]
+        )
 
     async def _ensure_default_storage_class(self) -> None:
         enabled = self.config.controllers

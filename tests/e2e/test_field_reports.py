@@ -1367,12 +1367,6 @@ def test_b31_subdomain_without_hostname_gives_no_per_pod_record(
 
 
 @runc_test
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect (agent/sandbox.py PodSandbox.hostname): spec.setHostnameAsFQDN is ignored; "
-    "the container's hostname is the short name instead of "
-    "<pod-name>.<subdomain>.<namespace>.svc.cluster.local",
-)
 def test_b31_set_hostname_as_fqdn_reports_the_fqdn_that_does_not_resolve(
     k: Kubeling, b31: tuple[str, list[str]]
 ) -> None:

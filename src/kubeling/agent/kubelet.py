@@ -27,8 +27,10 @@ import os
 import platform
 import re
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from kubeling.agent.network import DEFAULT_BRIDGE, DEFAULT_CIDR, BridgeNetwork
 from kubeling.agent.podsync.worker import PodWorker
@@ -55,6 +57,15 @@ log = logging.getLogger(__name__)
 
 KUBELET_VERSION = "v1.32.0-kubeling"
 LEASE_NAMESPACE = "kube-node-lease"
+
+
+class BridgeService(Protocol):
+    """Something served on the pod bridge's address (the cluster DNS): ``Kubelet`` starts
+    it once the bridge exists and stops it before the bridge goes."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def default_node_name() -> str:
@@ -149,6 +160,7 @@ class Kubelet:
         pod_cidr: str = "",
         host_ip: str = "127.0.0.1",
         shutdown_grace: float = 10.0,
+        bridge_service: Callable[[BridgeNetwork], BridgeService] | None = None,
     ) -> None:
         self.client = client
         self.node_name = node_name or default_node_name()
@@ -166,6 +178,9 @@ class Kubelet:
         self.pod_cidr = pod_cidr or os.environ.get("KUBELING_POD_CIDR") or DEFAULT_CIDR
         self.host_ip = host_ip
         self.shutdown_grace = shutdown_grace
+        # The agent layer cannot import dns/, so the composition root hands in a factory.
+        self.bridge_service = bridge_service
+        self._bridge_services: list[BridgeService] = []
         self.runtime_reason = ""
         self.node: Node = None  # type: ignore[assignment]  # set in start()
         self.recorder = EventRecorder(client, component="kubelet", host=self.node_name)
@@ -201,6 +216,14 @@ class Kubelet:
         self.server = server
         self.port = server.port
         self._started = True
+        if runtime.runs_processes and self.bridge_service is not None:
+            # Pods' resolv.conf names the bridge address: it must exist and be served before
+            # any pod starts (adopted ones included). A bind failure fails the start rather
+            # than leave pods asking whatever else may hold that port.
+            await network.ensure_bridge()
+            service = self.bridge_service(network)
+            await service.start()
+            self._bridge_services.append(service)
         await self._register_node()
         await self._renew_lease()
 
@@ -268,6 +291,13 @@ class Kubelet:
             return_exceptions=True,
         )
         self.workers.clear()
+        # Once the containers are stopped (a preStop hook may still resolve names), and
+        # before the bridge and its address go away with the node's shutdown.
+        while self._bridge_services:
+            try:
+                await self._bridge_services.pop().stop()
+            except Exception:
+                log.exception("Stopping a service on the pod bridge failed.")
         try:
             await self.node.shutdown(grace_seconds=self.shutdown_grace)
         except Exception as exc:

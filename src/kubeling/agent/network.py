@@ -280,11 +280,19 @@ def render_resolv_conf(
 
     The host's own search domains are deliberately not appended: pods have no route to
     the host's resolvers, so they would only slow lookups down.
+
+    ``Default`` (upstream: the node's resolv.conf) gets the cluster DNS as its only server
+    but none of the cluster's search list or ``ndots:5``: the node's nameservers are out of
+    a pod's reach (no route off the bridge), and the bridge address is the one resolver it
+    can reach; that server REFUSES everything outside the zone, so nothing is forwarded.
+    ``None`` gets ``spec.dnsConfig`` alone, as upstream (docs/pods.md, "Cluster DNS").
     """
     servers: list[str] = []
     searches: list[str] = []
     options: list[str] = []
-    if dns_policy != "None":
+    if dns_policy == "Default":
+        servers = [nameserver]
+    elif dns_policy != "None":  # ClusterFirst, and ClusterFirstWithHostNet (no host network)
         servers = [nameserver]
         searches = [f"{namespace}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain]
         options = ["ndots:5"]

@@ -53,6 +53,9 @@ PLACEHOLDER_ARGV = ["sh", "-c", "trap 'exit 143' TERM INT; while :; do sleep 360
 a bare ``sleep`` would ignore SIGTERM and every delete would take the full grace period;
 this one ends at SIGTERM with 143, as a process killed by it reports."""
 
+FQDN_MAX_LEN = 64
+"""The kernel's nodename field: 64 characters (upstream's fqdnMaxLen for setHostnameAsFQDN)."""
+
 
 @dataclass
 class Node:
@@ -189,12 +192,33 @@ class PodSandbox:
     def hostname(self) -> str:
         return str((self.pod.get("spec") or {}).get("hostname") or self.name)[:63]
 
+    @property
+    def kernel_hostname(self) -> str:
+        """The containers' hostname (``uname -n``, /etc/hostname): the short name, or the
+        pod's FQDN when ``spec.setHostnameAsFQDN`` and a subdomain make one (upstream's
+        GetNodenameForKernel, with its error and 64-character limit of the kernel field)."""
+        spec = self.pod.get("spec") or {}
+        subdomain = spec.get("subdomain") or ""
+        if not (spec.get("setHostnameAsFQDN") and subdomain):
+            return self.hostname
+        fqdn = f"{self.hostname}.{subdomain}.{self.namespace}.svc.{self.node.cluster_domain}"
+        if len(fqdn) > FQDN_MAX_LEN:
+            raise AgentError(
+                "failed to construct FQDN from pod hostname and cluster domain, FQDN "
+                f"{fqdn} is too long ({FQDN_MAX_LEN} characters is the max, "
+                f"{len(fqdn)} characters requested)"
+            )
+        return fqdn
+
     @classmethod
     async def create(
         cls, pod: Obj, *, node: Node, volumes: dict[str, PreparedVolume]
     ) -> PodSandbox:
         """The pod's network and files; idempotent (attaches to what already exists)."""
         sandbox = cls(pod=pod, node=node, volumes=volumes)
+        # Before any network is set up: upstream fails the sandbox, and so the pod stays
+        # ContainerCreating with FailedCreatePodSandBox events, when the FQDN cannot be used.
+        sandbox.kernel_hostname  # noqa: B018
         sandbox.pod_dir.mkdir(parents=True, exist_ok=True)
         try:
             if node.network is not None:
@@ -235,7 +259,7 @@ class PodSandbox:
                 dns_config=spec.get("dnsConfig"),
             )
         )
-        (self.pod_dir / "hostname").write_text(self.hostname + "\n")
+        (self.pod_dir / "hostname").write_text(self.kernel_hostname + "\n")
 
     def container_spec(self, name: str) -> Obj:
         spec = self.pod.get("spec") or {}
@@ -321,7 +345,7 @@ class PodSandbox:
             working_dir=container.get("workingDir") or image.config.get("WorkingDir") or "/",
             uid=int(uid),
             gid=int(gid),
-            hostname=self.hostname,
+            hostname=self.kernel_hostname,
             mounts=self._mounts(container, env_map),
             netns_path=self.network.netns_path if self.network and self.network.netns else None,
             rootfs_layers=image.layers,
