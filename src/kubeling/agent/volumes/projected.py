@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 from kubeling.agent.errors import VolumeSetupError
-from kubeling.agent.quantity import parse_quantity
 from kubeling.agent.volumes.atomic import FileProjection, Payload
 from kubeling.agent.volumes.base import PreparedVolume, VolumeSources, plugin_dir
 from kubeling.agent.volumes.configmap_secret import (
@@ -23,6 +22,7 @@ from kubeling.agent.volumes.configmap_secret import (
     prepare_atomic,
     secret_payload,
 )
+from kubeling.machinery.quantity import parse_quantity
 from kubeling.machinery.types import Obj
 
 
@@ -57,9 +57,9 @@ def field_ref_value(pod: Obj, field_path: str) -> str:
 def resource_field_value(pod: Obj, ref: Obj, *, default_container: str = "") -> str:
     container_name = ref.get("containerName") or default_container
     resource = ref.get("resource", "")
-    divisor = parse_quantity(ref.get("divisor") or "1")
+    divisor = parse_quantity(ref.get("divisor") or "1").value
     if divisor == 0:
-        divisor = Decimal(1)
+        divisor = Fraction(1)
     for c in (pod.get("spec") or {}).get("containers") or []:
         if c.get("name") != container_name:
             continue
@@ -68,7 +68,7 @@ def resource_field_value(pod: Obj, ref: Obj, *, default_container: str = "") -> 
         if value is None:
             # TODO(#5): upstream falls back to the node's allocatable; we write 0.
             return "0"
-        return str(math.ceil(parse_quantity(value) / divisor))
+        return str(math.ceil(parse_quantity(value).value / divisor))
     raise ValueError(f"container {container_name} not found in pod")
 
 
