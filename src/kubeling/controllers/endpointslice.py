@@ -268,11 +268,7 @@ class EndpointSliceController(Controller):
         if trigger is not None:
             annotations[TRIGGER_TIME_ANNOTATION] = format_trigger_time(trigger)
 
-        wanted: list[tuple[str, list[Obj], list[Obj]]] = []
-        for (address_type, _ports), group in sorted(desired.items(), key=lambda kv: kv[0]):
-            ports, endpoints = group[0], group[1:]
-            for start in range(0, len(endpoints), self.max_endpoints):
-                wanted.append((address_type, ports, endpoints[start : start + self.max_endpoints]))
+        wanted = self._chunked(desired)
         if not wanted:
             # upstream keeps one empty placeholder slice for a Service without endpoints.
             wanted.append((address_types(svc)[0], [], []))
@@ -283,6 +279,18 @@ class EndpointSliceController(Controller):
         await self._place(owner, wanted, existing, labels=labels, annotations=annotations)
         for es in stale:
             await self._delete(es)
+
+    def _chunked(
+        self, groups: dict[tuple[str, PortsKey], list[Any]]
+    ) -> list[tuple[str, list[Obj], list[Obj]]]:
+        """(address type, ports, endpoints) per slice to write: each group's endpoints cut
+        into slices of at most ``max_endpoints``, groups in a stable order."""
+        wanted: list[tuple[str, list[Obj], list[Obj]]] = []
+        for (address_type, _ports), group in sorted(groups.items(), key=lambda kv: kv[0]):
+            ports, endpoints = group[0], group[1:]
+            for start in range(0, len(endpoints), self.max_endpoints):
+                wanted.append((address_type, ports, endpoints[start : start + self.max_endpoints]))
+        return wanted
 
     async def _place(
         self,
@@ -519,11 +527,7 @@ class EndpointSliceMirroringController(EndpointSliceController):
                     group = groups.setdefault((family, _ports_key(ports)), [ports])
                     if endpoint not in group[1:]:
                         group.append(endpoint)
-        wanted: list[tuple[str, list[Obj], list[Obj]]] = []
-        for (address_type, _ports), group in sorted(groups.items(), key=lambda kv: kv[0]):
-            ports, endpoints = group[0], group[1:]
-            for start in range(0, len(endpoints), self.max_endpoints):
-                wanted.append((address_type, ports, endpoints[start : start + self.max_endpoints]))
+        wanted = self._chunked(groups)
         owner = dict(ep)
         owner.setdefault("apiVersion", "v1")
         owner.setdefault("kind", "Endpoints")
