@@ -1009,20 +1009,11 @@ class ResourceStore:
                         raise self.conflict(name) from None
                     continue
                 return self.to_served(prepared), False
-            if codec.without_resource_version(prepared) == codec.without_resource_version(current):
-                # upstream writes nothing for a no-op update: same resourceVersion back.
-                return self.to_served(current), False
-            if ctx.dry_run:
-                return self.to_served(prepared), False
-            try:
-                out = await self._backend.update(
-                    key, self._stored_bytes(prepared), expected_revision=kv.mod_revision
-                )
-            except (RevisionMismatch, KeyNotFound):
-                if precondition:
-                    raise self.conflict(name) from None
-                continue
-            return self.served(out), False
+            written = await self._write_over(
+                key, prepared, current=current, kv=kv, ctx=ctx, name=name, precondition=precondition
+            )
+            if written is not None:
+                return written, False
         raise self.conflict(name)
 
     async def raw_update(
@@ -1041,20 +1032,42 @@ class ResourceStore:
             kv, current = await self.read(namespace, name)
             new = copy.deepcopy(current)
             mutate(new)
-            if codec.without_resource_version(new) == codec.without_resource_version(current):
-                return self.to_served(current)
-            if ctx.dry_run:
-                return self.to_served(new)
-            try:
-                out = await self._backend.update(
-                    key, self._stored_bytes(new), expected_revision=kv.mod_revision
-                )
-            except (RevisionMismatch, KeyNotFound):
-                if precondition:
-                    raise self.conflict(name) from None
-                continue
-            return self.served(out)
+            written = await self._write_over(
+                key, new, current=current, kv=kv, ctx=ctx, name=name, precondition=precondition
+            )
+            if written is not None:
+                return written
         raise self.conflict(name)
+
+    async def _write_over(
+        self,
+        key: str,
+        new: Obj,
+        *,
+        current: Obj,
+        kv: KeyValue,
+        ctx: RequestContext,
+        name: str,
+        precondition: bool,
+    ) -> Obj | None:
+        """Swap ``new`` in for ``current`` (read as ``kv``) and return it as served; None when
+        another writer came first and the caller should read again, which with a
+        resourceVersion precondition is a Conflict instead. Shared by the update paths so
+        that they agree on no-op and dry-run writes."""
+        if codec.without_resource_version(new) == codec.without_resource_version(current):
+            # upstream writes nothing for a no-op update: same resourceVersion back.
+            return self.to_served(current)
+        if ctx.dry_run:
+            return self.to_served(new)
+        try:
+            out = await self._backend.update(
+                key, self._stored_bytes(new), expected_revision=kv.mod_revision
+            )
+        except (RevisionMismatch, KeyNotFound):
+            if precondition:
+                raise self.conflict(name) from None
+            return None
+        return self.served(out)
 
     async def _before_update(
         self,
