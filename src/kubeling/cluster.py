@@ -163,9 +163,19 @@ class Cluster:
         from kubeling.client.informer import SharedInformerFactory
         from kubeling.controllers.manager import ControllerContext, ControllerManager
 
+        node_name = ""
+        if self.config.agent:
+            from kubeling.agent.kubelet import default_node_name
+
+            # The local-path provisioner pins the volumes it creates to this node, so the
+            # scheduler keeps their pods here; it needs the name the agent registers.
+            node_name = default_node_name()
         client = self.local_client(user_agent="kubeling-controller-manager")
         ctx = ControllerContext(
-            client=client, informers=SharedInformerFactory(client), data_dir=self.data_dir
+            client=client,
+            informers=SharedInformerFactory(client),
+            data_dir=self.data_dir,
+            node_name=node_name,
         )
         components: list[Component] = [ControllerManager(ctx, enabled=self.config.controllers)]
         if self.config.dns_listen:
@@ -184,6 +194,7 @@ class Cluster:
             components.append(
                 Kubelet(
                     self.local_client(user_agent="kubelet", field_manager="kubelet"),
+                    node_name=node_name,
                     data_dir=self.data_dir / "agent",
                     runtime=self.config.runtime,
                     server_token=self._agent_token,

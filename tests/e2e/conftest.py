@@ -10,6 +10,7 @@ exit 0.
 
 from __future__ import annotations
 
+import itertools
 import os
 import pathlib
 import re
@@ -87,9 +88,25 @@ class Kubeling:
         return self.kubectl(*args, input=input, check=True).stdout
 
 
+_networks = itertools.count()
+
+
+def private_pod_network() -> dict[str, str]:
+    """A bridge and /24 of this cluster's own: two clusters alive at once (a module's shared
+    server and a test's own) must not share a bridge, its pod addresses or its DNS port."""
+    n = next(_networks)
+    pid = os.getpid()
+    return {
+        "KUBELING_POD_BRIDGE": f"kle{pid % 100000}x{n}",
+        "KUBELING_POD_CIDR": f"10.{150 + pid % 50}.{(pid // 50 + n) % 256}.0/24",
+    }
+
+
 def start_kubeling(data_dir: pathlib.Path, cache_dir: pathlib.Path, *extra: str) -> Kubeling:
     cmd = [*kubeling_command(), "up", f"--data-dir={data_dir}", "--listen=127.0.0.1:0", *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if "KUBELING_POD_BRIDGE" not in env:
+        env.update(private_pod_network())
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,

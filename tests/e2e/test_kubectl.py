@@ -13,12 +13,10 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import Kubeling, kubectl_path, start_kubeling, stop_kubeling
+from tests.shared import tutorial
 
 pytestmark = pytest.mark.e2e
 
-TUTORIAL = pathlib.Path("/work/shared/acceptance/tutorial")
-if not TUTORIAL.exists():
-    TUTORIAL = pathlib.Path(__file__).resolve().parents[3] / "shared" / "acceptance" / "tutorial"
 
 CM = """\
 apiVersion: v1
@@ -156,7 +154,7 @@ def test_explain_pvc_resources_describes_requests(shared_kubeling: Kubeling) -> 
 def test_apply_tutorial_claim_as_written_is_strict_decoding_error(
     shared_kubeling: Kubeling,
 ) -> None:
-    manifest = (TUTORIAL / "11-pvc-as-written.yaml").read_text()
+    manifest = tutorial("11-pvc-as-written.yaml").read_text()
     r = shared_kubeling.kubectl("apply", "-f", "-", input=manifest)
     assert r.returncode == 1
     assert 'strict decoding error: unknown field "spec.resources.request"' in r.stderr
@@ -235,7 +233,7 @@ def test_label_annotate_patch_and_scale(shared_kubeling: Kubeling) -> None:
     assert obj["metadata"]["labels"] == {"x": "y"}
     assert obj["metadata"]["annotations"] == {"n": "1"}
 
-    sts = (TUTORIAL / "15-statefulset.yaml").read_text()
+    sts = tutorial("15-statefulset.yaml").read_text()
     k.ok("apply", "-n", ns, "-f", "-", input=sts)
     assert k.ok("scale", "-n", ns, "sts", "web", "--replicas=5").strip() == (
         "statefulset.apps/web scaled"

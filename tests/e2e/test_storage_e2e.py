@@ -10,7 +10,6 @@ texts, and deleting the claim removes the volume and its directory.
 from __future__ import annotations
 
 import json
-import pathlib
 import re
 import time
 from collections.abc import Callable
@@ -19,10 +18,11 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Kubeling
+from tests.shared import TUTORIAL_DIR
 
 pytestmark = pytest.mark.e2e
 
-TUTORIAL = pathlib.Path("/work/shared/acceptance/tutorial/14-dynamic-pvc.yaml")
+TUTORIAL = TUTORIAL_DIR / "14-dynamic-pvc.yaml"
 DEADLINE = 30.0
 
 DYNAMIC_PVC = """\

@@ -4,7 +4,6 @@ conflict texts and ownership rules."""
 from __future__ import annotations
 
 import copy
-import pathlib
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from kubeling.machinery import managedfields as mf
 from kubeling.machinery import schema
 from kubeling.machinery.errors import BadRequest, Conflict
 from kubeling.machinery.types import GroupVersionKind, Obj
+from tests.shared import TUTORIAL_DIR
 
 CM = schema.for_kind(GroupVersionKind(group="", version="v1", kind="ConfigMap"))
 POD = schema.for_kind(GroupVersionKind(group="", version="v1", kind="Pod"))
@@ -658,7 +658,7 @@ def test_apply_does_not_modify_its_inputs() -> None:
     assert live == live_copy and applied == applied_copy
 
 
-TUTORIAL = pathlib.Path("/work/shared/acceptance/tutorial")
+TUTORIAL = TUTORIAL_DIR
 
 
 def tutorial_documents() -> list[Any]:

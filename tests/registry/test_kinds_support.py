@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +11,7 @@ import yaml
 
 from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry.catalog import strategies
-
-TUTORIAL = Path("/work/shared/acceptance/tutorial")
+from tests.shared import tutorial as tutorial_path
 
 
 def create(info: ResourceInfo, obj: Obj) -> tuple[Obj, list[str]]:
@@ -34,7 +32,7 @@ def update(info: ResourceInfo, new: Obj, old: Obj) -> tuple[Obj, list[str]]:
 
 
 def tutorial(name: str) -> list[dict[str, Any]]:
-    path = TUTORIAL / name
+    path = tutorial_path(name)
     if not path.exists():
         pytest.skip(f"tutorial manifest {path} is not on this machine")
     text = path.read_text().replace("${WORK}", os.environ.get("TMPDIR", "/tmp") + "/work")
