@@ -96,6 +96,16 @@ def test_dynamic_claim_through_kubectl(kubeling_up: Kubeling) -> None:
     pv_name = f"pvc-{uid}"
     assert claim["spec"]["storageClassName"] == "local-path"
     assert claim["spec"]["volumeName"] == pv_name
+    # The directory lives on this node: the volume says so, so the scheduler keeps its pods here.
+    node = k.ok("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}").strip()
+    affinity = get_json(k, "pv", pv_name)["spec"]["nodeAffinity"]["required"]
+    assert affinity["nodeSelectorTerms"] == [
+        {
+            "matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
+            ]
+        }
+    ]
 
     rows = table(k.ok("get", "pvc"))
     assert rows[0] == [
