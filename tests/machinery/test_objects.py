@@ -270,3 +270,22 @@ def test_default_class_is_the_newest_default_with_ties_by_name() -> None:
 def test_claim_class_and_has_class(claim: dict[str, Any], has_class: bool, class_name: str) -> None:
     assert objects.claim_has_class(claim) is has_class
     assert objects.claim_class(claim) == class_name
+
+
+def test_claim_reference_names_the_claim_with_uid_and_resource_version() -> None:
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": "shop", "uid": "u-1", "resourceVersion": "42"},
+    }
+    ref = objects.claim_reference(claim)
+    assert ref == {
+        "kind": "PersistentVolumeClaim",
+        "namespace": "shop",
+        "name": "data",
+        "uid": "u-1",
+        "apiVersion": "v1",
+        "resourceVersion": "42",
+    }
+    # ObjectReference's field order, as upstream serializes it
+    assert list(ref) == ["kind", "namespace", "name", "uid", "apiVersion", "resourceVersion"]

@@ -48,7 +48,7 @@ from kubeling.client.informer import SharedInformerFactory, object_key
 from kubeling.client.interface import Client
 from kubeling.machinery import objects
 from kubeling.machinery.errors import AlreadyExists, NotFound, PermanentError, RetryableError
-from kubeling.machinery.objects import claim_class
+from kubeling.machinery.objects import claim_class, claim_reference
 from kubeling.machinery.resources import PERSISTENTVOLUMECLAIMS, PERSISTENTVOLUMES, STORAGECLASSES
 from kubeling.machinery.types import Obj
 
@@ -215,14 +215,7 @@ def build_volume(
         "storageClassName": claim_class(claim),
         "volumeMode": spec_in.get("volumeMode") or "Filesystem",
         "hostPath": {"path": str(path), "type": "Directory"},
-        "claimRef": {
-            "kind": "PersistentVolumeClaim",
-            "apiVersion": "v1",
-            "namespace": objects.namespace(claim),
-            "name": objects.name(claim),
-            "uid": objects.uid(claim),
-            "resourceVersion": objects.resource_version(claim),
-        },
+        "claimRef": claim_reference(claim),
     }
     if sc.get("mountOptions"):
         # Copied as every external provisioner does; a bind-mounted directory takes none.

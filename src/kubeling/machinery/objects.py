@@ -357,6 +357,20 @@ def volume_class(volume: Obj) -> str:
     return _storage_class(volume)
 
 
+def claim_reference(claim: Obj) -> dict[str, Any]:
+    """The ``spec.claimRef`` of a PersistentVolume bound to ``claim``: upstream's
+    ``reference.GetReference``, an ObjectReference with the claim's uid and resourceVersion
+    (keys in ObjectReference's field order)."""
+    return {
+        "kind": "PersistentVolumeClaim",
+        "namespace": namespace(claim),
+        "name": name(claim),
+        "uid": uid(claim),
+        "apiVersion": "v1",
+        "resourceVersion": resource_version(claim),
+    }
+
+
 def claim_has_class(claim: Obj) -> bool:
     """``PersistentVolumeClaimHasClass``: the beta annotation, or a non-nil
     ``spec.storageClassName`` (an empty string counts: it asks for no class)."""

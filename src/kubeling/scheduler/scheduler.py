@@ -59,7 +59,6 @@ from kubeling.scheduler.volumes import (
     find_pod_volumes,
     pod_claim_refs,
     prefilter,
-    volume_class,
 )
 
 log = logging.getLogger(__name__)
@@ -184,7 +183,7 @@ class Scheduler(Controller):
         self.volumes = informers.informer(PERSISTENTVOLUMES)
         self.classes = informers.informer(STORAGECLASSES)
         self.pods.add_index(_IDX_CLAIM, _pod_claim_keys)
-        self.volumes.add_index(_IDX_CLASS, lambda pv: [volume_class(pv)])
+        self.volumes.add_index(_IDX_CLASS, lambda pv: [objects.volume_class(pv)])
         self._unschedulable: dict[str, _Failure] = {}
         self._assumed: dict[str, str] = {}
         """pod key → node, for pods placed by us but not yet seen bound in the cache"""
@@ -487,14 +486,7 @@ class Scheduler(Controller):
                 ckey = claim_key(claim)
                 self._reserved[objects.name(pv)] = ckey
                 spec = pv.setdefault("spec", {})
-                spec["claimRef"] = {
-                    "kind": "PersistentVolumeClaim",
-                    "apiVersion": "v1",
-                    "namespace": objects.namespace(claim),
-                    "name": objects.name(claim),
-                    "uid": objects.uid(claim),
-                    "resourceVersion": objects.resource_version(claim),
-                }
+                spec["claimRef"] = objects.claim_reference(claim)
                 objects.ensure_meta(pv).setdefault("annotations", {})[ANN_BOUND_BY_CONTROLLER] = (
                     "yes"
                 )

@@ -22,6 +22,7 @@ from fractions import Fraction
 from typing import Any, Final, Protocol
 
 from kubeling.machinery import objects
+from kubeling.machinery.objects import claim_class, volume_class
 from kubeling.machinery.quantity import QuantityError, parse_quantity
 from kubeling.machinery.selectors import label_selector_from_object
 from kubeling.machinery.types import Obj
@@ -30,7 +31,6 @@ from kubeling.scheduler.nodes import describe_terms, selector_terms_match
 ANN_SELECTED_NODE: Final = "volume.kubernetes.io/selected-node"
 ANN_BIND_COMPLETED: Final = "pv.kubernetes.io/bind-completed"
 ANN_BOUND_BY_CONTROLLER: Final = "pv.kubernetes.io/bound-by-controller"
-ANN_BETA_STORAGE_CLASS: Final = "volume.beta.kubernetes.io/storage-class"
 NO_PROVISIONER: Final = "kubernetes.io/no-provisioner"
 WAIT_FOR_FIRST_CONSUMER: Final = "WaitForFirstConsumer"
 
@@ -67,21 +67,6 @@ class VolumeError(Exception):
 
 def claim_key(claim: Obj) -> str:
     return f"{objects.namespace(claim)}/{objects.name(claim)}"
-
-
-def claim_class(claim: Obj) -> str:
-    """``GetPersistentVolumeClaimClass``: the beta annotation, then the spec field."""
-    ann = objects.annotations(claim)
-    if ANN_BETA_STORAGE_CLASS in ann:
-        return ann[ANN_BETA_STORAGE_CLASS]
-    return (claim.get("spec") or {}).get("storageClassName") or ""
-
-
-def volume_class(pv: Obj) -> str:
-    ann = objects.annotations(pv)
-    if ANN_BETA_STORAGE_CLASS in ann:
-        return ann[ANN_BETA_STORAGE_CLASS]
-    return (pv.get("spec") or {}).get("storageClassName") or ""
 
 
 def is_fully_bound(claim: Obj) -> bool:

@@ -535,14 +535,7 @@ class PersistentVolumeBinder(Controller):
             or ref.get("namespace") != o.namespace(claim)
             or (ref.get("uid") or "") != o.uid(claim)
         ):
-            draft.obj.setdefault("spec", {})["claimRef"] = {
-                "kind": "PersistentVolumeClaim",
-                "namespace": o.namespace(claim),
-                "name": o.name(claim),
-                "uid": o.uid(claim),
-                "apiVersion": "v1",
-                "resourceVersion": o.resource_version(claim),
-            }
+            draft.obj.setdefault("spec", {})["claimRef"] = o.claim_reference(claim)
         if set_bbc and not has_annotation(volume, ANN_BOUND_BY_CONTROLLER):
             o.ensure_meta(draft.obj).setdefault("annotations", {})[ANN_BOUND_BY_CONTROLLER] = "yes"
         if not draft.dirty:
