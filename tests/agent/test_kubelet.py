@@ -14,7 +14,7 @@ import inspect
 import os
 import ssl
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,27 +39,9 @@ from kubeling.machinery.resources import (
 from kubeling.machinery.types import Obj
 from kubeling.registry.registry import Registry
 from kubeling.storage.memory import MemoryBackend
+from tests.helpers.waiting import wait_until
 
 NODE = "node-1"
-Predicate = Callable[[], Any]
-
-
-async def wait_until(predicate: Predicate, timeout: float = 10.0, *, what: str = "") -> Any:  # noqa: ASYNC109 - a poll with a deadline, by design
-    """Return the first truthy value of ``predicate()``; fail after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = 0.002
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate!r}")
-        # The states polled (status written by another task) have no event of their own.
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
 
 
 @dataclass

@@ -11,9 +11,8 @@ it holds, without fixed sleeps.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import pathlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,26 +27,7 @@ from kubeling.machinery.resources import EVENTS
 from kubeling.machinery.types import Obj
 from kubeling.registry.registry import Registry
 from kubeling.storage.memory import MemoryBackend
-
-Predicate = Callable[[], bool | Awaitable[bool]]
-
-
-async def wait_until(predicate: Predicate, timeout: float = 10.0, *, what: str = "") -> None:  # noqa: ASYNC109 - a poll with a deadline, by design
-    """Return as soon as ``predicate()`` is true; fail the test after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = 0.002
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate!r}")
-        # Polling is the point: the states checked have no event of their own.
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
+from tests.helpers.waiting import wait_until as wait_until  # re-exported for the suites here
 
 
 @dataclass

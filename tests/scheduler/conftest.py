@@ -10,8 +10,7 @@ predicate with a deadline. The object builders follow ``tests/controllers/confte
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,27 +31,7 @@ from kubeling.machinery.types import Obj
 from kubeling.registry.registry import Registry
 from kubeling.scheduler import COMPONENT, Scheduler
 from kubeling.storage.memory import MemoryBackend
-
-Predicate = Callable[[], bool | Awaitable[bool]]
-
-
-async def wait_until(predicate: Predicate, timeout: float = 10.0, *, what: str = "") -> None:  # noqa: ASYNC109 - a poll with a deadline, by design
-    """Return as soon as ``predicate()`` is true; fail the test after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = 0.002
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        if loop.time() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate!r}")
-        # Polling is the point: the states checked have no event of their own.
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
+from tests.helpers.waiting import wait_until
 
 # -- builders ---------------------------------------------------------------------------------
 
