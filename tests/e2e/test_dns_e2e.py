@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import pathlib
-import socket
-import struct
-import time
 from collections.abc import Iterator
 
 import pytest
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import RCODE
 
 from tests.e2e.conftest import Kubeling, start_kubeling, stop_kubeling
+from tests.helpers.dns import free_port, query_tcp, query_udp, record_values
+from tests.helpers.waiting import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -60,62 +59,12 @@ spec:
 )
 
 
-def _free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (the OS picks it)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise AssertionError("no free port for DNS")
-
-
-def _udp(port: int, name: str, qtype: str = "A") -> DNSRecord:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(5)
-        s.sendto(DNSRecord.question(name, qtype).pack(), ("127.0.0.1", port))
-        data, _ = s.recvfrom(65535)
-    return DNSRecord.parse(data)
-
-
-def _tcp(port: int, name: str, qtype: str = "A") -> DNSRecord:
-    payload = DNSRecord.question(name, qtype).pack()
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(struct.pack("!H", len(payload)) + payload)
-        head = s.recv(2, socket.MSG_WAITALL)
-        (length,) = struct.unpack("!H", head)
-        data = s.recv(length, socket.MSG_WAITALL)
-    return DNSRecord.parse(data)
-
-
-def _values(reply: DNSRecord, qtype: str = "A") -> list[str]:
-    want = getattr(QTYPE, qtype)
-    return sorted(str(rr.rdata) for rr in reply.rr if rr.rtype == want)
-
-
-def _poll(check: object, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    delay = 0.01
-    while True:
-        if check():  # type: ignore[operator]
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(delay)  # a poll with a deadline: the server has no event to wait on
-        delay = min(delay * 2, 0.2)
-
-
 @pytest.fixture
 def dns_kubeling(
     kubeling_dirs: tuple[pathlib.Path, pathlib.Path],
 ) -> Iterator[tuple[Kubeling, int]]:
     data, cache = kubeling_dirs
-    port = _free_port()
+    port = free_port()
     k = start_kubeling(data, cache, f"--dns-listen=127.0.0.1:{port}")
     try:
         yield k, port
@@ -151,17 +100,21 @@ def test_dns_e2e_headless_pod_names_resolve(dns_kubeling: tuple[Kubeling, int]) 
     k.ok("apply", "-f", "-", input=MANIFEST)
     zone = "svc.cluster.local"
     # nothing is Ready yet: no per-pod record
-    assert _udp(port, f"web-0.web.{NS}.{zone}").header.rcode == RCODE.NXDOMAIN
+    assert query_udp(port, f"web-0.web.{NS}.{zone}").header.rcode == RCODE.NXDOMAIN
     _ready(k, "web-0", "10.244.50.2")
     _ready(k, "web-1", "10.244.50.3")
 
-    _poll(
-        lambda: _values(_udp(port, f"web.{NS}.{zone}")) == ["10.244.50.2", "10.244.50.3"],
-        "both pods in the headless Service's A records",
+    poll(
+        lambda: (
+            record_values(query_udp(port, f"web.{NS}.{zone}")) == ["10.244.50.2", "10.244.50.3"]
+        ),
+        WAIT,
+        what="both pods in the headless Service's A records",
+        interval=0.05,
     )
-    assert _values(_udp(port, f"web-0.web.{NS}.{zone}")) == ["10.244.50.2"]
-    assert _values(_tcp(port, f"web-1.web.{NS}.{zone}")) == ["10.244.50.3"]
-    srv = _udp(port, f"_http._tcp.web.{NS}.{zone}", "SRV")
+    assert record_values(query_udp(port, f"web-0.web.{NS}.{zone}")) == ["10.244.50.2"]
+    assert record_values(query_tcp(port, f"web-1.web.{NS}.{zone}")) == ["10.244.50.3"]
+    srv = query_udp(port, f"_http._tcp.web.{NS}.{zone}", "SRV")
     assert sorted(str(rr.rdata.target) for rr in srv.rr) == [
         f"web-0.web.{NS}.{zone}.",
         f"web-1.web.{NS}.{zone}.",
@@ -169,18 +122,25 @@ def test_dns_e2e_headless_pod_names_resolve(dns_kubeling: tuple[Kubeling, int]) 
     # the ClusterIP Service resolves to the address kubectl shows
     cluster_ip = k.ok("get", "svc", "front", "-n", NS, "-o", "jsonpath={.spec.clusterIP}").strip()
     assert cluster_ip.startswith("10.96.")
-    _poll(lambda: _values(_udp(port, f"front.{NS}.{zone}")) == [cluster_ip], "front's cluster IP")
+    poll(
+        lambda: record_values(query_udp(port, f"front.{NS}.{zone}")) == [cluster_ip],
+        WAIT,
+        what="front's cluster IP",
+        interval=0.05,
+    )
     reverse = ".".join(reversed(cluster_ip.split("."))) + ".in-addr.arpa"
-    assert _values(_udp(port, reverse, "PTR"), "PTR") == [f"front.{NS}.{zone}."]
+    assert record_values(query_udp(port, reverse, "PTR"), "PTR") == [f"front.{NS}.{zone}."]
     # kubectl shows the endpoints and slices the controllers wrote
     endpoints = json.loads(k.ok("get", "endpoints", "web", "-n", NS, "-o", "json"))
     hostnames = sorted(a.get("hostname") for a in endpoints["subsets"][0]["addresses"])
     assert hostnames == ["web-0", "web-1"]
     # outside the zone: refused, never forwarded
-    assert _udp(port, "example.com").header.rcode == RCODE.REFUSED
+    assert query_udp(port, "example.com").header.rcode == RCODE.REFUSED
     # a deleted pod disappears from DNS
     k.ok("delete", "pod", "web-1", "-n", NS, "--grace-period=0", "--force", "--wait=false")
-    _poll(
-        lambda: _udp(port, f"web-1.web.{NS}.{zone}").header.rcode == RCODE.NXDOMAIN,
-        "web-1 gone from DNS",
+    poll(
+        lambda: query_udp(port, f"web-1.web.{NS}.{zone}").header.rcode == RCODE.NXDOMAIN,
+        WAIT,
+        what="web-1 gone from DNS",
+        interval=0.05,
     )

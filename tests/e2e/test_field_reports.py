@@ -19,50 +19,23 @@ import base64
 import calendar
 import json
 import pathlib
-import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import RCODE, DNSRecord
 
 from kubeling.agent.runtime import runc_unavailable_reason
 from tests.agent.conftest import requires_root, requires_runc, root_skip_reason, test_network
 from tests.e2e.conftest import Kubeling, start_kubeling, stop_kubeling
+from tests.helpers.dns import free_port, query_udp, record_values
+from tests.helpers.waiting import poll
 
 pytestmark = [pytest.mark.e2e]
 
 WAIT = 60.0
-
-
-def poll(predicate: Callable[[], Any], timeout: float = WAIT, *, what: str) -> Any:
-    """The first truthy value of ``predicate()``; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        # Each round is a kubectl call; the states polled here have no event kubectl waits on.
-        time.sleep(0.2)
-
-
-def free_port() -> int:
-    """A port free for UDP and TCP on 127.0.0.1 (the OS picks it)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise AssertionError("no free port for DNS")
 
 
 DNS_PORT = 0  # the module's server's DNS port, picked when the server starts
@@ -71,19 +44,11 @@ ZONE = "svc.cluster.local"
 
 def dns(name: str, qtype: str = "A") -> DNSRecord:
     """Ask the cluster's DNS server directly, over UDP on loopback."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(5)
-        s.sendto(DNSRecord.question(name, qtype).pack(), ("127.0.0.1", DNS_PORT))
-        data, _ = s.recvfrom(65535)
-    return DNSRecord.parse(data)
+    return query_udp(DNS_PORT, name, qtype)
 
 
 def answers(name: str, qtype: str = "A") -> list[str]:
-    reply = dns(name, qtype)
-    want = getattr(QTYPE, qtype)
-    if qtype == "SRV":
-        return sorted(str(rr.rdata.target) for rr in reply.rr if rr.rtype == want)
-    return sorted(str(rr.rdata) for rr in reply.rr if rr.rtype == want)
+    return record_values(dns(name, qtype), qtype)
 
 
 def unpublished(name: str, qtype: str = "A") -> bool:

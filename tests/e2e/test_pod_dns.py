@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 import pathlib
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from kubeling.agent.runtime.simulated import SimulatedRuntime
 from kubeling.agent.sandbox import Node, PodSandbox
 from tests.agent.conftest import link_exists, requires_root, requires_runc, test_network
 from tests.e2e.conftest import Kubeling, start_kubeling, stop_kubeling
+from tests.helpers.waiting import poll
 
 NS = "pod-dns"
 ZONE = "cluster.local"
@@ -76,19 +76,6 @@ assert struct.unpack('!H', reply[:2])[0] == qid
 print(reply[3] & 0x0F)
 """
 RCODE_REFUSED = 5
-
-
-def poll(predicate: Callable[[], Any], timeout: float = WAIT, *, what: str) -> Any:
-    """The first truthy value of ``predicate()``; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        # kubectl round trips are the wait; there is no event to block on from here.
-        time.sleep(0.2)
 
 
 def dns_sockets(pid: int) -> set[tuple[str, str]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import pathlib
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,21 +26,14 @@ from tests.agent.conftest import (
     test_network,
 )
 from tests.e2e.conftest import Kubeling, start_kubeling, stop_kubeling
+from tests.helpers import waiting
 
 pytestmark = [pytest.mark.e2e]
 
 
 def poll(predicate: Callable[[], Any], timeout: float = 30.0, *, what: str = "") -> Any:
-    """The first truthy value of ``predicate()``; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate!r}")
-        # kubectl round trips are the wait; there is no event to block on from here.
-        time.sleep(0.1)
+    """``tests.helpers.waiting.poll`` with this module's deadline and a 0.1 s round."""
+    return waiting.poll(predicate, timeout, what=what, interval=0.1)
 
 
 @pytest.fixture(scope="module")
