@@ -817,7 +817,12 @@ def test_b02_failed_binding_message_is_upstreams_then_names_the_refused_volumes(
         messages = poll(
             lambda: events(k, ns, "data", "FailedBinding"), what="the FailedBinding event"
         )
-        assert messages == [f'{NO_CLASS}; candidates: b02-slow-pv: class "b02-slow" != ""']
+        # Other tests' volumes share this module's cluster, so other candidates may be named
+        # too; the one refused for its class must be among them.
+        assert len(messages) == 1
+        head, sep, candidates = messages[0].partition("; candidates: ")
+        assert (head, sep) == (NO_CLASS, "; candidates: ")
+        assert 'b02-slow-pv: class "b02-slow" != ""' in candidates
     finally:
         k.kubectl("delete", "pvc", "data", "-n", ns, "--wait=false")
         k.kubectl("delete", "pv", "b02-slow-pv", "--wait=false")
