@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from kubeling.agent import mounts
+from kubeling.agent.errors import ContainerError
 from kubeling.agent.kubelet import Kubelet
 from kubeling.apiserver.satokens import ServiceAccountTokens
 from kubeling.client.local import LocalClient
@@ -322,6 +323,44 @@ async def test_graceful_delete_stops_tears_down_and_removes_pod(env: Env) -> Non
     assert not env.pod_dir(uid).exists()
     assert ("Normal", "Killing", "Stopping container c") in await env.events("web")
     assert uid not in env.kubelet.workers
+
+
+async def test_delete_retries_a_failed_teardown_before_removing_the_pod(env: Env) -> None:
+    created = await env.create_pod("web", [sleeper()])
+    uid = created["metadata"]["uid"]
+    await env.wait_phase("web", "Running")
+    runtime = env.kubelet.node.runtime
+    real_list = runtime.list_containers
+    healed = asyncio.Event()
+    failures = 0
+
+    async def flaky_list() -> Any:
+        nonlocal failures
+        if not healed.is_set():
+            failures += 1
+            raise ContainerError("runc list failed: stat /x/runc/root/other: no such file")
+        return await real_list()
+
+    runtime.list_containers = flaky_list  # type: ignore[method-assign]
+    try:
+        await env.client.delete(PODS, name="web", namespace="default")
+        await wait_until(lambda: failures >= 3, what="teardown to be retried")
+        # Not deleted while its teardown is incomplete (upstream keeps retrying termination).
+        assert (await env.pod("web"))["metadata"]["deletionTimestamp"]
+        healed.set()
+
+        async def gone() -> bool:
+            try:
+                await env.pod("web")
+            except NotFound:
+                return True
+            return False
+
+        await wait_until(gone, what="the pod object to be removed")
+    finally:
+        runtime.list_containers = real_list  # type: ignore[method-assign]
+    assert not env.pod_dir(uid).exists()
+    assert [i for i in await runtime.list_containers() if i.pod_uid == uid] == []
 
 
 async def test_delete_does_not_touch_a_recreated_pod_of_the_same_name(env: Env) -> None:

@@ -401,11 +401,17 @@ class PodSandbox:
                 changed.append(name)
         return changed
 
+    def _container_names(self) -> list[str]:
+        spec = self.pod.get("spec") or {}
+        kinds = ("initContainers", "containers", "ephemeralContainers")
+        return [c["name"] for k in kinds for c in spec.get(k) or [] if c.get("name")]
+
     async def teardown(self, *, grace_seconds: float = 30, keep_logs: bool = False) -> None:
         await teardown_pod(
             self.node,
             self.uid,
             volumes=self.volumes.values(),
+            container_names=self._container_names(),
             grace_seconds=grace_seconds,
             log_dir=self.node.pod_log_dir(self.namespace, self.name, self.uid),
             keep_logs=keep_logs,
@@ -417,25 +423,38 @@ async def teardown_pod(
     pod_uid: str,
     *,
     volumes: Iterable[PreparedVolume] = (),
+    container_names: Iterable[str] = (),
     grace_seconds: float = 0,
     log_dir: Path | None = None,
     keep_logs: bool = False,
 ) -> None:
-    """Stop and remove everything of one pod; each step runs even if an earlier one failed."""
+    """Stop and remove everything of one pod; each step runs even if an earlier one failed.
+
+    The pod's containers are the ids of ``container_names`` (what the caller knows of the
+    pod) and whatever the runtime lists for it; a failed listing (runc's fails when
+    another pod's container goes at the same moment) still lets the known ones go, and is
+    reported with every other failed step in one ``AgentError`` so the caller retries.
+    """
     errors: list[str] = []
+    ids = {container_id(pod_uid, n) for n in container_names}
     try:
-        infos = [i for i in await node.runtime.list_containers() if i.pod_uid == pod_uid]
-        await asyncio.gather(
-            *(
-                node.runtime.stop(i.id, grace_seconds=grace_seconds)
-                for i in infos
-                if i.state == "running"
-            )
-        )
-        for info in infos:
-            await node.runtime.remove(info.id)
+        ids.update(i.id for i in await node.runtime.list_containers() if i.pod_uid == pod_uid)
     except AgentError as exc:
-        errors.append(str(exc))
+        errors.append(f"listing containers: {exc}")
+
+    async def stop_and_remove(cid: str) -> None:
+        try:
+            status = await node.runtime.status(cid)
+            if status is not None and status.state == "running":
+                await node.runtime.stop(cid, grace_seconds=grace_seconds)
+        except (AgentError, OSError) as exc:
+            errors.append(f"stopping container {cid}: {exc}")
+        try:
+            await node.runtime.remove(cid)
+        except (AgentError, OSError) as exc:
+            errors.append(f"removing container {cid}: {exc}")
+
+    await asyncio.gather(*(stop_and_remove(cid) for cid in sorted(ids)))
     pod_dir = node.pod_dir(pod_uid)
     for volume in list(volumes):
         try:

@@ -66,6 +66,9 @@ SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 TOKEN_SECONDS = 3607
 """What upstream's admission plugin asks for the automounted token."""
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+TEARDOWN_RETRY_FIRST = 0.2
+TEARDOWN_RETRY_MAX = 30.0
+"""Back-off between attempts to tear a deleted pod down (seconds)."""
 
 
 @dataclass
@@ -983,6 +986,33 @@ class PodWorker:
                 log.warning("Cleaning up %s pod %s/%s: %s", phase, self.namespace, self.name, exc)
         log.info("Pod %s/%s %s.", self.namespace, self.name, phase)
 
+    async def _teardown_until_done(self) -> None:
+        """Tear the pod down, retrying with back-off until every step succeeded: the pod
+        object goes only after that, as upstream's kubelet retries termination (a pod
+        deleted with a mount or container left would never be cleaned up)."""
+        delay = TEARDOWN_RETRY_FIRST
+        while True:
+            try:
+                await teardown_pod(
+                    self.k.node,
+                    self.uid,
+                    volumes=(self.volumes or {}).values(),
+                    container_names=list(self.records),
+                    grace_seconds=0,
+                    log_dir=self.k.node.pod_log_dir(self.namespace, self.name, self.uid),
+                )
+                return
+            except AgentError as exc:
+                log.warning(
+                    "Tearing down pod %s/%s: %s; retrying in %gs",
+                    self.namespace,
+                    self.name,
+                    exc,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, TEARDOWN_RETRY_MAX)
+
     async def _terminate(self) -> None:
         """Graceful deletion: Killing events, SIGTERM, grace, SIGKILL, teardown, delete."""
         self.finished = True
@@ -995,16 +1025,7 @@ class PodWorker:
             await asyncio.gather(
                 *(self._stop_with_pre_stop(n, grace) for n in running), return_exceptions=True
             )
-        try:
-            await teardown_pod(
-                self.k.node,
-                self.uid,
-                volumes=(self.volumes or {}).values(),
-                grace_seconds=0,
-                log_dir=self.k.node.pod_log_dir(self.namespace, self.name, self.uid),
-            )
-        except AgentError as exc:
-            log.warning("Tearing down pod %s/%s: %s", self.namespace, self.name, exc)
+        await self._teardown_until_done()
         if not self.gone:
             try:
                 await self.k.client.delete(

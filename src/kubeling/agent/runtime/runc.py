@@ -556,12 +556,31 @@ class RuncRuntime(ContainerRuntime):
             os.close(slave)
         return RuncExec(proc, master=master)
 
+    async def _runc_list(self) -> list[dict[str, Any]]:
+        """``runc list``, which fails outright when another container's state directory
+        goes away while it reads it (a concurrent delete): retried, then, if it keeps
+        failing, rebuilt from ``runc state`` of each state directory still there."""
+        error = ""
+        for attempt in range(3):
+            code, out, err = await self._runc("list", "--format", "json", check=False)
+            if code == 0:
+                listed: list[dict[str, Any]] = json.loads(out or "null") or []
+                return listed
+            error = err.strip() or out.strip()
+            await asyncio.sleep(0.01 * (attempt + 1))
+        log.debug("runc list kept failing (%s); reading each container's state", error)
+        entries = []
+        for d in sorted(self.root.iterdir()) if self.root.exists() else []:
+            state = await self._runc_state(d.name)
+            if state is not None:
+                entries.append(state)
+        return entries
+
     async def list_containers(self) -> list[ContainerInfo]:
         if not self.root.exists():
             return []
-        _, out, _ = await self._runc("list", "--format", "json")
         infos = []
-        for entry in json.loads(out or "null") or []:
+        for entry in await self._runc_list():
             ann = entry.get("annotations") or {}
             state = {"running": "running", "created": "created", "stopped": "exited"}.get(
                 entry.get("status", ""), "unknown"
