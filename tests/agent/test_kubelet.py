@@ -627,6 +627,53 @@ async def test_env_from_missing_secret_is_create_container_config_error_then_rec
     assert (await env.pod("strict"))["metadata"]["uid"] == uid  # not re-created
 
 
+async def test_subpath_expr_with_backsteps_is_create_container_config_error(env: Env) -> None:
+    c = sleeper(
+        env=[{"name": "X", "value": "../../../../etc"}],
+        volumeMounts=[{"name": "data", "mountPath": "/data", "subPathExpr": "$(X)"}],
+    )
+    await env.create_pod("expr", [c], volumes=[{"name": "data", "emptyDir": {}}])
+    text = "unable to provision SubPath `../../../../etc`: must not contain '..'"
+
+    async def waiting() -> Obj | None:
+        state = (await env.container("expr")).get("state") or {}
+        return state.get("waiting") if (state.get("waiting") or {}).get("message") else None
+
+    assert await wait_until(waiting) == {"reason": "CreateContainerConfigError", "message": text}
+    await env.wait_event("expr", "Failed", f"Error: {text}")
+    status = await env.container("expr")
+    assert status["restartCount"] == 0
+    assert await env.phase("expr") == "Pending"
+    assert not [e for e in await env.events("expr") if e[1] in ("Started", "BackOff")]
+
+
+async def test_subpath_symlink_out_of_the_volume_waits_and_is_retried(
+    env: Env, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "link").symlink_to("/etc")
+    c = sleeper(volumeMounts=[{"name": "data", "mountPath": "/data", "subPath": "link"}])
+    volumes = [{"name": "data", "hostPath": {"path": str(shared), "type": "Directory"}}]
+    await env.create_pod("sym", [c], volumes=volumes)
+    text = 'failed to prepare subPath for volumeMount "data" of container "c"'
+
+    async def waiting() -> Obj | None:
+        state = (await env.container("sym")).get("state") or {}
+        return state.get("waiting") if (state.get("waiting") or {}).get("message") else None
+
+    assert await wait_until(waiting) == {"reason": "CreateContainerConfigError", "message": text}
+    await env.wait_event("sym", "Failed", f"Error: {text}")
+    assert (await env.container("sym"))["restartCount"] == 0
+    # Retried with back-off: once the link is a directory of the volume, the container runs.
+    (shared / "link").unlink()
+    (shared / "link").mkdir()
+    await env.wait_phase("sym", "Running")
+    status = await env.container("sym")
+    assert status["restartCount"] == 0
+    assert "running" in status["state"]
+
+
 async def test_hostpath_directory_missing_is_failedmount(env: Env, tmp_path: Path) -> None:
     missing = tmp_path / "app-missing"
     await env.create_pod(

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubeling.agent.env import ContainerConfigError, resolve_env
+from kubeling.agent.env import ContainerConfigError, expand, resolve_env
 from kubeling.agent.errors import AgentError, NotSupportedError, VolumeSetupError
 from kubeling.agent.logs import read_log
 from kubeling.agent.podsync.prober import run_probe
@@ -697,12 +697,8 @@ class PodWorker:
                 service_env=self.k.service_env(ns, links=links is not False),
             )
         except ContainerConfigError as exc:
-            rec.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
-            self.k.recorder.event(self.pod, WARNING, "Failed", f"Error: {exc}")
-            self._config_retry += 1
-            self._schedule(min(0.5 * 2 ** (self._config_retry - 1), 10.0))
+            self._config_error(rec, str(exc))
             return
-        self._config_retry = 0
         restart = rec.ever_started
         count = rec.restart_count + (1 if restart else 0)
         image = self.sandbox.resolve_image(name)
@@ -715,8 +711,22 @@ class PodWorker:
                 "Pulled",
                 f'Container image "{c.get("image", "")}" already present on machine',
             )
+        message = _sub_path_problem(c, env)
+        if message is not None:
+            self._config_error(rec, message)
+            return
         try:
             started = await self.sandbox.start_container(name, env=env, restart_count=count)
+        except VolumeSetupError as exc:
+            # A subPath the volume cannot give (a symlink out of it, say): upstream's
+            # CreateContainerConfigError with a text that tells nothing of the host, not a
+            # failed start. The container never ran, so no restart is counted.
+            log.info("Preparing subPath of %s/%s %s: %s", self.namespace, self.name, name, exc)
+            self._config_error(
+                rec,
+                f'failed to prepare subPath for volumeMount "{exc.volume}" of container "{name}"',
+            )
+            return
         except AgentError as exc:
             self.k.recorder.event(self.pod, WARNING, "Failed", f"Error: {exc}")
             if restart and rec.terminated is not None:
@@ -736,6 +746,7 @@ class PodWorker:
             self._finished_at[name] = time.monotonic()
             self._schedule(self.k.backoff_base)
             return
+        self._config_retry = 0
         if restart and rec.terminated is not None:
             rec.last_state = {"terminated": rec.terminated}
         rec.restart_count = count
@@ -760,6 +771,17 @@ class PodWorker:
                     self.pod, WARNING, "FailedPostStartHook", "PostStartHook failed"
                 )
                 await self.sandbox.stop_container(name, grace_seconds=self.grace())
+
+    def _config_error(self, rec: ContainerRecord, message: str) -> None:
+        """The container cannot be created as specified (yet): waiting with upstream's
+        ``CreateContainerConfigError``, a ``Failed`` event, a retry with back-off; its
+        restart count stays, as nothing ran."""
+        if rec.terminated is not None:
+            rec.last_state = {"terminated": rec.terminated}
+        rec.state = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
+        self.k.recorder.event(self.pod, WARNING, "Failed", f"Error: {message}")
+        self._config_retry += 1
+        self._schedule(min(0.5 * 2 ** (self._config_retry - 1), 10.0))
 
     # --- lifecycle hooks -------------------------------------------------------------------
 
@@ -1151,3 +1173,18 @@ def _referenced(pod: Obj, kind: str) -> set[str]:
 
 
 __all__ = ["NotSupportedError", "PodWorker"]
+
+
+def _sub_path_problem(container: Obj, env: list[tuple[str, str]]) -> str | None:
+    """upstream's makeMounts checks of each (expanded) subPath, with its texts; the
+    escape through a symlink is caught where the path is resolved."""
+    values = dict(env)
+    for vm in container.get("volumeMounts") or []:
+        sub = vm.get("subPath") or expand(vm.get("subPathExpr") or "", values)
+        if not sub:
+            continue
+        if sub.startswith("/"):
+            return f"error SubPath `{sub}` must not be an absolute path"
+        if ".." in sub.split("/"):
+            return f"unable to provision SubPath `{sub}`: must not contain '..'"
+    return None
