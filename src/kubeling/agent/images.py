@@ -76,7 +76,8 @@ class ImageStore:
                 layers=None,
                 note=(
                     f'Image "{image}" is not in the node\'s image store (kubeling never pulls); '
-                    "the container runs on a read-only view of the node's root filesystem."
+                    "the container runs on a read-only view of the node's root filesystem, "
+                    "with the kubeling data directory and host secrets masked."
                 ),
             )
         layers = [self.layers_dir / d for d in reversed(record["layers"])]

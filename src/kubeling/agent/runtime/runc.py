@@ -80,8 +80,69 @@ def cgroups_path(container_id: str) -> str:
     return f"kubeling-{container_id}"
 
 
-def oci_spec(config: ContainerConfig, *, container_id: str) -> dict[str, Any]:
-    """The OCI runtime spec (config.json) for one container."""
+HOST_SECRET_DIRS = ("/root", "/home", "/etc/ssh", "/etc/ssl/private", "/var/lib")
+"""Host directories hidden from containers on the host-root overlay: home directories
+(credentials, kubeconfigs, SSH keys), the SSH host keys, TLS private keys and the state of
+other services (container runtimes, package managers, databases)."""
+HOST_SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-")
+"""Host files hidden the same way (password hashes and their backups)."""
+
+
+def masked_host_dirs(agent_data_dir: Path) -> list[str]:
+    """The directories a host-root container sees as empty read-only tmpfs mounts.
+
+    First kubeling's own data: the cluster's ``--data-dir`` (CA key, admin kubeconfig,
+    ``state.db``), which is the parent of the agent's directory when the agent's is named
+    ``agent`` (``Cluster`` runs the agent in ``<data-dir>/agent``), then the agent's own
+    directory (pod volumes, secrets, bundles), then ``HOST_SECRET_DIRS``. Never ``/``.
+    """
+    agent = Path(os.path.realpath(agent_data_dir))
+    dirs = []
+    if agent.name == "agent" and agent.parent != Path("/"):
+        dirs.append(str(agent.parent))
+    if agent != Path("/"):
+        dirs.append(str(agent))
+    return [*dirs, *HOST_SECRET_DIRS]
+
+
+def _host_root_masks(dirs: list[str], later: list[str]) -> list[dict[str, Any]]:
+    """tmpfs mounts over ``dirs``: the outermost of nested ones, only those that exist on
+    the host. Read-only unless a later mount (a volume) goes inside one, for which runc
+    must create the mount point; that tmpfs is still empty and the container's own."""
+    chosen: list[str] = []
+    for d in dirs:
+        if not os.path.isdir(d) or any(_inside(d, c) for c in chosen):
+            continue
+        chosen = [c for c in chosen if not _inside(c, d)] + [d]
+    out = []
+    for d in chosen:
+        ro = not any(_inside(t, d) and t.rstrip("/") != d for t in later)
+        options = ["nosuid", "nodev", "noexec", "mode=755", "size=64k"]
+        out.append(
+            {
+                "destination": d,
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": [*options, "ro"] if ro else options,
+            }
+        )
+    return out
+
+
+def _inside(path: str, directory: str) -> bool:
+    path, directory = path.rstrip("/") or "/", directory.rstrip("/") or "/"
+    return path == directory or path.startswith(directory + "/")
+
+
+def oci_spec(
+    config: ContainerConfig, *, container_id: str, masked_dirs: list[str] | None = None
+) -> dict[str, Any]:
+    """The OCI runtime spec (config.json) for one container.
+
+    On the host-root overlay (no image layers) ``masked_dirs`` (``masked_host_dirs``) are
+    hidden under empty tmpfs mounts and ``HOST_SECRET_FILES`` under /dev/null (runc's
+    ``maskedPaths``); volumes are mounted after, so one inside a masked directory works.
+    """
     env = list(config.env)
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, DEFAULT_PATH)
@@ -133,6 +194,10 @@ def oci_spec(config: ContainerConfig, *, container_id: str) -> dict[str, Any]:
             "options": ["nosuid", "nodev", "mode=755"],
         },
     ]
+    host_root = config.rootfs_layers is None
+    if host_root:
+        later = [m.container_path for m in config.mounts]
+        oci_mounts.extend(_host_root_masks(list(masked_dirs or HOST_SECRET_DIRS), later))
     for m in config.mounts:
         options = ["rbind", "rprivate", "ro" if m.read_only else "rw"]
         oci_mounts.append(
@@ -194,6 +259,7 @@ def oci_spec(config: ContainerConfig, *, container_id: str) -> dict[str, Any]:
                 "/proc/sched_debug",
                 "/proc/scsi",
                 "/sys/firmware",
+                *(HOST_SECRET_FILES if host_root else ()),
             ],
             "readonlyPaths": [
                 "/proc/asound",
@@ -293,6 +359,7 @@ class RuncRuntime(ContainerRuntime):
         self.base = data_dir / "runc"
         self.root = self.base / "root"
         self.bundles = self.base / "bundles"
+        self.masked_dirs = masked_host_dirs(data_dir)
         self._reapers: set[asyncio.Future[int]] = set()
 
     async def _runc(self, *args: str, check: bool = True) -> tuple[int, str, str]:
@@ -340,7 +407,7 @@ class RuncRuntime(ContainerRuntime):
                 0,
                 f"lowerdir={lower},upperdir={bundle / 'upper'},workdir={bundle / 'work'}",
             )
-            spec = oci_spec(config, container_id=container_id)
+            spec = oci_spec(config, container_id=container_id, masked_dirs=self.masked_dirs)
             (bundle / "config.json").write_text(json.dumps(spec, indent=1))
             config.log_path.parent.mkdir(parents=True, exist_ok=True)
             shim_log = os.open(
