@@ -109,3 +109,24 @@ async def test_host_root_container_cannot_read_data_dir_or_root(host_root_node: 
     assert "writable" not in log
     assert not (cluster_dir / "x").exists()
 
+
+async def test_fs_group_and_supplemental_groups_reach_the_process(host_root_node: Node) -> None:
+    pod = make_pod(
+        "groups",
+        "grep -E '^(Uid|Gid|Groups):' /proc/self/status",
+        securityContext={
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "fsGroup": 2000,
+            "supplementalGroups": [3000],
+        },
+    )
+    code, log = await run_to_exit(host_root_node, pod)
+    assert code == 0, log
+    fields = {}
+    for line in log.splitlines():
+        key, _, value = line.split(" ", 3)[3].partition(":")
+        fields[key] = value.split()
+    assert fields["Uid"][0] == "1000" and fields["Gid"][0] == "1000"
+    assert fields["Groups"] == ["2000", "3000"]
+

@@ -333,6 +333,11 @@ class PodSandbox:
         img_uid, img_gid = _numeric_user(str(image.config.get("User") or ""))
         uid = sc.get("runAsUser", pod_sc.get("runAsUser", img_uid or 0))
         gid = sc.get("runAsGroup", pod_sc.get("runAsGroup", img_gid or 0))
+        # The kubelet's order: fsGroup, then supplementalGroups (kuberuntime security_context).
+        groups: list[int] = []
+        for g in [pod_sc.get("fsGroup"), *(pod_sc.get("supplementalGroups") or [])]:
+            if g is not None and int(g) not in groups:
+                groups.append(int(g))
         limits = (container.get("resources") or {}).get("limits") or {}
         config = ContainerConfig(
             pod_uid=self.uid,
@@ -345,6 +350,7 @@ class PodSandbox:
             working_dir=container.get("workingDir") or image.config.get("WorkingDir") or "/",
             uid=int(uid),
             gid=int(gid),
+            additional_gids=groups,
             hostname=self.kernel_hostname,
             mounts=self._mounts(container, env_map),
             netns_path=self.network.netns_path if self.network and self.network.netns else None,

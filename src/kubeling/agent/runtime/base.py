@@ -41,6 +41,8 @@ class ContainerConfig:
     working_dir: str = "/"
     uid: int = 0
     gid: int = 0
+    additional_gids: list[int] = field(default_factory=list)
+    """Supplementary groups: the pod's ``fsGroup`` then its ``supplementalGroups``."""
     hostname: str = ""
     mounts: list[Mount] = field(default_factory=list)
     netns_path: Path | None = None

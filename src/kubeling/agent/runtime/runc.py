@@ -227,11 +227,14 @@ def oci_spec(
             "quota": max(1000, config.cpu_millis * period // 1000),
             "period": period,
         }
+    user: dict[str, Any] = {"uid": config.uid, "gid": config.gid}
+    if config.additional_gids:
+        user["additionalGids"] = list(config.additional_gids)
     return {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
-            "user": {"uid": config.uid, "gid": config.gid},
+            "user": user,
             "args": config.argv,
             "env": env,
             "cwd": config.working_dir or "/",
