@@ -130,3 +130,14 @@ async def test_fs_group_and_supplemental_groups_reach_the_process(host_root_node
     assert fields["Uid"][0] == "1000" and fields["Gid"][0] == "1000"
     assert fields["Groups"] == ["2000", "3000"]
 
+
+async def test_host_path_without_type_on_a_missing_path_runs(
+    host_root_node: Node, tmp_path: Path
+) -> None:
+    missing = tmp_path / "not" / "yet"
+    pod = make_pod("hp", "echo made > /data/out", volumes=[])
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+    pod["spec"]["volumes"] = [{"name": "data", "hostPath": {"path": str(missing)}}]
+    code, log = await run_to_exit(host_root_node, pod)
+    assert code == 0, log
+    assert (missing / "out").read_text() == "made\n"

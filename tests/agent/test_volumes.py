@@ -423,3 +423,46 @@ def test_sub_path_may_not_escape_the_volume(tmp_path: Path) -> None:
     made = resolve_sub_path(vol, "new/dir", container="app", index=1)
     assert made.is_dir() and made == (vol.path / "new" / "dir").resolve()
     teardown_pod_volumes(tmp_path)
+
+
+def test_host_path_without_type_creates_a_missing_directory(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "deep"
+    vol = prepare_volume(
+        {"name": "h", "hostPath": {"path": str(target)}},
+        pod=pod(),
+        pod_dir=tmp_path,
+        sources=VolumeSources(),
+    )
+    assert vol.path == target and target.is_dir()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755 & ~_umask()
+    # An existing file is left as it is: no type checks nothing.
+    existing = tmp_path / "file"
+    existing.write_text("keep")
+    prepare_volume(
+        {"name": "h", "hostPath": {"path": str(existing), "type": ""}},
+        pod=pod(),
+        pod_dir=tmp_path,
+        sources=VolumeSources(),
+    )
+    assert existing.read_text() == "keep"
+
+
+@pytest.mark.parametrize("path_type", ["", "DirectoryOrCreate", "FileOrCreate", "Directory"])
+def test_relative_host_path_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path_type: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(VolumeSetupError) as info:
+        prepare_volume(
+            {"name": "h", "hostPath": {"path": "data/logs", "type": path_type}},
+            pod=pod(),
+            pod_dir=tmp_path / "pod",
+            sources=VolumeSources(),
+        )
+    assert info.value.event_message == (
+        'MountVolume.SetUp failed for volume "h" : hostPath "data/logs" is not an absolute '
+        "path: kubeling mounts only absolute paths on the node"
+    )
+    assert not info.value.retryable
+    assert str(tmp_path) not in info.value.event_message
+    assert list(tmp_path.iterdir()) == []  # nothing created relative to the working directory

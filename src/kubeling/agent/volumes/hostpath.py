@@ -2,7 +2,8 @@
 
 The checks and texts mirror pkg/volume/hostpath/host_path.go (``checkTypeInternal``): the
 ``...OrCreate`` types create what is missing (directory 0755 with parents, file 0644
-without), the others only check. Nothing is owned, so teardown never touches the path.
+without), the others only check; no type creates a missing directory, as containerd does.
+A relative path is refused. Nothing is owned, so teardown never touches the path.
 """
 
 from __future__ import annotations
@@ -33,8 +34,15 @@ def _is(path: str, test: object) -> bool:
 
 
 def check_host_path(path: str, path_type: str) -> None:
-    """Raise ``ValueError`` with upstream's text when ``path`` fails ``path_type``."""
+    """Raise ``ValueError`` with upstream's text when ``path`` fails ``path_type``.
+
+    Type ``""`` checks nothing, but a missing path is made a directory (0755, with
+    parents): the kubelet leaves it to the runtime, and containerd creates a missing bind
+    source so, where runc alone would fail the container.
+    """
     if path_type == "":
+        if not os.path.lexists(path):
+            os.makedirs(path, mode=0o755, exist_ok=True)
         return
     if path_type == "DirectoryOrCreate":
         if not os.path.lexists(path):
@@ -57,6 +65,15 @@ def check_host_path(path: str, path_type: str) -> None:
 def prepare_host_path(name: str, source: Obj) -> PreparedVolume:
     path = source.get("path") or ""
     path_type = source.get("type") or ""
+    if not os.path.isabs(path):
+        # Upstream's validation lets it through, and the runtime would resolve it against
+        # its own working directory; kubeling's is no place for a pod's data.
+        raise VolumeSetupError(
+            name,
+            f'hostPath "{path}" is not an absolute path: '
+            "kubeling mounts only absolute paths on the node",
+            retryable=False,
+        )
     try:
         check_host_path(path, path_type)
     except ValueError as exc:
