@@ -458,7 +458,9 @@ async def test_liveness_failure_restarts_the_container(env: Env) -> None:
     await env.create_pod("live", [sleeper(livenessProbe=probe)])
     await env.wait_event("live", "Killing", "Container c failed liveness probe, will be restarted")
     await env.wait_event(
-        "live", "Unhealthy", f"Liveness probe failed: dial tcp 127.0.0.1:{closed}: connect:"
+        "live",
+        "Unhealthy",
+        f"Liveness probe failed: dial tcp 127.0.0.1:{closed}: connect: connection refused",
     )
 
     async def restarted() -> bool:

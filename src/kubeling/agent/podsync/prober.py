@@ -15,7 +15,9 @@ says so in its output; an explicit ``host`` anywhere else fails the probe.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -120,9 +122,35 @@ async def _tcp(host: str, port: int, limit: float) -> tuple[bool, str]:
     return True, ""
 
 
+GO_ERRNO_TEXT = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.EHOSTUNREACH: "no route to host",
+    errno.ENETUNREACH: "network is unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+    errno.ECONNRESET: "connection reset by peer",
+    errno.EADDRNOTAVAIL: "cannot assign requested address",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+"""Go's texts for the errnos a dial meets (its syscall table, as ``net`` errors read)."""
+
+
 def _reason(exc: OSError) -> str:
-    text = (exc.strerror or str(exc)).lower()
-    return text
+    """The errno as Go's net errors say it: ``connection refused``, not Python's
+    ``Connect call failed ('10.0.0.1', 80)``."""
+    code = exc.errno
+    if code is None:
+        # asyncio's "Multiple exceptions" (one per address tried): Go reports the first.
+        for inner in getattr(exc, "__context__", None), getattr(exc, "__cause__", None):
+            if isinstance(inner, OSError) and inner.errno is not None:
+                code = inner.errno
+                break
+    if code is None:
+        return str(exc)
+    if code in GO_ERRNO_TEXT:
+        return GO_ERRNO_TEXT[code]
+    text = os.strerror(code)
+    return text[:1].lower() + text[1:]
 
 
 async def _http(host: str, port: int, spec: Obj, limit: float) -> tuple[bool, str]:
@@ -144,9 +172,12 @@ async def _http(host: str, port: int, spec: Obj, limit: float) -> tuple[bool, st
         headers[str(h.get("name", ""))] = str(h.get("value", ""))
     request = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request += "Connection: close\r\n\r\n"
+    local = ""
     try:
         async with asyncio.timeout(limit):
             reader, writer = await asyncio.open_connection(host, port, ssl=tls)
+            sockname = writer.get_extra_info("sockname") or ("", 0)
+            local = _hostport(str(sockname[0]), int(sockname[1])) + "->"
             try:
                 writer.write(request.encode("latin-1"))
                 await writer.drain()
@@ -159,7 +190,12 @@ async def _http(host: str, port: int, spec: Obj, limit: float) -> tuple[bool, st
             "headers)"
         )
     except OSError as exc:
+        if local:
+            remote = local + _hostport(host, port)
+            return False, f'Get "{url}": read tcp {remote}: read: {_reason(exc)}'
         return False, f'Get "{url}": dial tcp {_hostport(host, port)}: connect: {_reason(exc)}'
+    if not line:
+        return False, f'Get "{url}": EOF'
     parts = line.decode("latin-1").split()
     if len(parts) < 2 or not parts[1].isdigit():
         return False, f'Get "{url}": malformed HTTP response {line[:40]!r}'
