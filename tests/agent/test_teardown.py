@@ -126,7 +126,25 @@ async def test_many_pods_torn_down_at_once_leave_nothing(runc_node: Node) -> Non
         await sb.start_container("app", env=[], restart_count=0)
     assert len(await runtime.list_containers()) == 10
     assert any(m for m in mounts.mounts_under(runtime.bundles))
-    await asyncio.gather(*(sb.teardown(grace_seconds=2) for sb in sandboxes))
+    done = asyncio.Event()
+    listings = 0
+
+    async def keep_listing() -> None:
+        # runc list fails when a state directory goes while it reads: the teardowns below
+        # make that happen, and neither they nor these listings may fail for it.
+        nonlocal listings
+        while not done.is_set():
+            await runtime.list_containers()
+            listings += 1
+
+    async def tear_all() -> None:
+        try:
+            await asyncio.gather(*(sb.teardown(grace_seconds=2) for sb in sandboxes))
+        finally:
+            done.set()
+
+    await asyncio.gather(tear_all(), keep_listing(), keep_listing())
+    assert listings > 0
     assert mounts.mounts_under(runc_node.data_dir) == []
     assert list(runtime.bundles.iterdir()) == []
     assert list(runtime.root.iterdir()) == []
