@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,7 +13,14 @@ import pytest
 from kubeling.client.controller import Controller, retry_on_conflict
 from kubeling.client.informer import SharedInformerFactory
 from kubeling.client.workqueue import ItemExponentialBackoff
-from kubeling.machinery.errors import Conflict, PermanentError, RetryableError, ServiceUnavailable
+from kubeling.machinery.errors import (
+    Cause,
+    Conflict,
+    Forbidden,
+    PermanentError,
+    RetryableError,
+    ServiceUnavailable,
+)
 from kubeling.machinery.resources import CONFIGMAPS
 from kubeling.machinery.types import Obj
 from tests.client.fakes import FakeClient, eventually
@@ -216,3 +224,24 @@ async def test_retry_on_conflict_gives_up_and_raises() -> None:
     with pytest.raises(Conflict):
         await retry_on_conflict(always, attempts=4)
     assert calls == 4
+
+
+async def test_controller_terminating_namespace_is_retried_without_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    terminating = Forbidden(
+        'pods "x" is forbidden: unable to create new content in namespace default because it '
+        "is being terminated",
+        causes=[Cause(reason="NamespaceTerminating", message="namespace default is terminating")],
+    )
+    other = Forbidden('pods "x" is forbidden: something else')
+    async with running() as (fake, ctrl):
+        await ctrl.wait_count("default/a", 1)
+        ctrl.behaviour["default/b"] = [terminating, other, None]
+        with caplog.at_level(logging.DEBUG, logger="kubeling.client.controller"):
+            await fake.create(CONFIGMAPS, {"metadata": {"name": "b", "namespace": "default"}})
+            await ctrl.wait_count("default/b", 3)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        # Only the other Forbidden is worth a warning; both were retried.
+        assert len(warnings) == 1
+        assert "something else" in warnings[0]

@@ -20,7 +20,13 @@ from typing import TypeVar
 from kubeling.client.informer import Informer, object_key
 from kubeling.client.workqueue import RateLimiter, ShutDown, WorkQueue
 from kubeling.machinery import objects
-from kubeling.machinery.errors import Conflict, PermanentError, RetryableError, StatusError
+from kubeling.machinery.errors import (
+    Conflict,
+    Forbidden,
+    PermanentError,
+    RetryableError,
+    StatusError,
+)
 from kubeling.machinery.types import Obj
 
 log = logging.getLogger(__name__)
@@ -198,6 +204,12 @@ class Controller:
             log.debug("%s: conflict on %s (%s); retrying.", self.name, key, e)
             self.queue.add_rate_limited(key)
         except Exception as e:
+            if _in_terminating_namespace(e):
+                # The namespace is being deleted with everything in it; creating there is
+                # refused until it is gone, as upstream's controllers expect: no warning.
+                log.debug("%s: %s is in a terminating namespace (%s).", self.name, key, e)
+                self.queue.add_rate_limited(key)
+                return
             log.warning(
                 "Controller %s failed to reconcile %s (attempt %d): %s.",
                 self.name,
@@ -210,3 +222,10 @@ class Controller:
             self.queue.add_rate_limited(key)
         else:
             self.queue.forget(key)
+
+
+def _in_terminating_namespace(error: Exception) -> bool:
+    """upstream's ``HasStatusCause(err, NamespaceTerminatingCause)``."""
+    return isinstance(error, Forbidden) and any(
+        c.reason == "NamespaceTerminating" for c in error.causes
+    )
