@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -71,7 +74,8 @@ async def test_pods_get_addresses_and_reach_each_other_on_the_bridge(
         assert reply.stdout.strip() == f"hello {b.ip}", reply.stderr
     finally:
         if server.returncode is None:
-            server.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server.pid, signal.SIGKILL)  # not server.kill(): its poll can reap
         await server.wait()
 
 

@@ -306,14 +306,17 @@ async def test_sqlite_acknowledged_writes_survive_kill_9(tmp_path: pathlib.Path)
             line = await proc.stdout.readline()
             assert line, "the writer exited before it was killed"
             acks.append(parse_ack(line))
-        proc.send_signal(signal.SIGKILL)
+        # os.kill, not proc.kill(): Popen.send_signal polls first, and that poll can reap a
+        # dead child before asyncio's watcher does, which then reports exit code 255.
+        os.kill(proc.pid, signal.SIGKILL)
         # Lines still in the pipe were acknowledged before the kill. Each is one write of
         # less than PIPE_BUF, so none is torn; a line without its newline would not count.
         rest = await proc.stdout.read()
         acks.extend(parse_ack(line) for line in rest.splitlines(keepends=True))
     finally:
         if proc.returncode is None:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
         await proc.wait()
     assert proc.returncode == -signal.SIGKILL
 

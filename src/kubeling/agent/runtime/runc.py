@@ -342,8 +342,11 @@ class RuncExec(ExecSession):
         return code
 
     async def kill(self) -> None:
+        # Signal the pid directly: Process.kill() polls first, and a poll that reaps a child
+        # which has just exited steals its status from asyncio's watcher (reported as 255).
         if self.proc.returncode is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
 
     def close(self) -> None:
         if self._nudge is not None:
