@@ -31,6 +31,7 @@ from kubeling.machinery.resources import (
     CONFIGMAPS,
     EVENTS,
     LEASES,
+    NAMESPACES,
     NODES,
     PODS,
     SECRETS,
@@ -522,6 +523,36 @@ async def test_missing_configmap_is_failedmount_until_it_appears(env: Env) -> No
     await env.wait_phase("cm", "Running")
     path = env.pod_dir(created["metadata"]["uid"]) / "volumes/kubernetes.io~configmap/conf/k"
     assert path.read_text() == "v"
+
+
+async def test_configmaps_are_watched_only_where_pods_run_here(env: Env) -> None:
+    await env.client.create(NAMESPACES, {"metadata": {"name": "other"}})
+    await env.client.create(
+        CONFIGMAPS, {"metadata": {"name": "elsewhere"}, "data": {"k": "v"}}, namespace="other"
+    )
+    assert env.kubelet.watched_namespaces == []
+    assert env.kubelet.config_maps("other") == {}
+    await env.create_pod("web", [sleeper()], terminationGracePeriodSeconds=0)
+    await env.wait_phase("web", "Running")
+    assert env.kubelet.watched_namespaces == ["default"]
+    await env.client.delete(PODS, name="web", namespace="default")
+
+    async def unwatched() -> bool:
+        return env.kubelet.watched_namespaces == []
+
+    await wait_until(unwatched, what="the agent to stop watching namespace default")
+    # A pod arriving afterwards gets a fresh watch that sees what changed meanwhile.
+    await env.client.create(
+        CONFIGMAPS, {"metadata": {"name": "late"}, "data": {"k": "v2"}}, namespace="default"
+    )
+    created = await env.create_pod(
+        "again",
+        [sleeper(volumeMounts=[{"name": "conf", "mountPath": "/etc/conf"}])],
+        volumes=[{"name": "conf", "configMap": {"name": "late"}}],
+    )
+    await env.wait_phase("again", "Running")
+    path = env.pod_dir(created["metadata"]["uid"]) / "volumes/kubernetes.io~configmap/conf/k"
+    assert path.read_text() == "v2"
 
 
 async def test_configmap_change_reaches_files_and_subpath_copies_quickly(env: Env) -> None:

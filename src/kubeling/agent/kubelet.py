@@ -10,7 +10,10 @@ Pods come from an informer with ``fieldSelector=spec.nodeName=<node>``; ConfigMa
 Secrets, claims, volumes and ServiceAccounts come from informers too, so nothing is
 polled: a ConfigMap change reaches its pods' mounted files as soon as the watch delivers
 it (upstream waits for its periodic sync), and a FailedMount for a missing object is
-retried the moment the object appears.
+retried the moment the object appears. ConfigMaps and Secrets are watched per namespace,
+and only in namespaces where this node runs pods: a namespace of ten thousand ConfigMaps
+and no pods here costs the agent nothing (upstream's kubelet goes further, one watch per
+referenced object; with pods per namespace few, a namespace watch is the simpler middle).
 
 An agent that starts where an earlier one left containers running adopts those of pods
 still bound here and removes everything else (``Node.recover``). ``stop`` tears every
@@ -191,14 +194,14 @@ class Kubelet:
         self._tasks: list[asyncio.Task[None]] = []
         self._node_uid = ""
         self._pods: Informer | None = None
-        self._cms: Informer | None = None
-        self._secrets: Informer | None = None
+        self._sources: dict[str, _NamespaceSources] = {}
         self._pvcs: Informer | None = None
         self._pvs: Informer | None = None
         self._sas: Informer | None = None
         self._services: Informer | None = None
         self._started = False
         self._transitions: dict[str, str] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -229,22 +232,10 @@ class Kubelet:
 
         f = self.informers
         self._pods = f.informer(PODS, field_selector=f"spec.nodeName={self.node_name}")
-        self._cms = f.informer(CONFIGMAPS)
-        self._secrets = f.informer(SECRETS)
         self._pvcs = f.informer(PERSISTENTVOLUMECLAIMS)
         self._pvs = f.informer(PERSISTENTVOLUMES)
         self._sas = f.informer(SERVICEACCOUNTS)
         self._services = f.informer(SERVICES)
-        self._cms.add_handler(
-            on_add=self._config_map_changed,
-            on_update=lambda _old, o: self._config_map_changed(o),
-            on_delete=self._config_map_changed,
-        )
-        self._secrets.add_handler(
-            on_add=self._secret_changed,
-            on_update=lambda _old, o: self._secret_changed(o),
-            on_delete=self._secret_changed,
-        )
         for inf in (self._pvcs, self._pvs, self._sas):
             inf.add_handler(
                 on_add=self._claims_changed,
@@ -283,6 +274,9 @@ class Kubelet:
                 await t
         self._tasks.clear()
         await self.informers.stop()
+        sources = list(self._sources.values())
+        self._sources.clear()
+        await asyncio.gather(*(src.stop() for src in sources))
         workers = list(self.workers.values())
         await asyncio.gather(*(w.cancel() for w in workers))
         # Each pod gets its own grace period (capped), all at once, before the teardown.
@@ -311,13 +305,29 @@ class Kubelet:
 
     # --- lookups for workers ---------------------------------------------------------------
 
+    @property
+    def watched_namespaces(self) -> list[str]:
+        """The namespaces whose ConfigMaps and Secrets the agent watches: those with pods here."""
+        return sorted(self._sources)
+
+    async def sources_synced(self, namespace: str) -> None:
+        """Wait until the ConfigMaps and Secrets of ``namespace`` are cached (at once when a
+        pod there already waited); a worker calls this before it reads them."""
+        src = self._sources.get(namespace)
+        if src is not None:
+            await src.wait_synced()
+
     def config_maps(self, namespace: str) -> dict[str, Obj]:
-        assert self._cms is not None
-        return {o["metadata"]["name"]: o for o in self._cms.list(namespace=namespace)}
+        src = self._sources.get(namespace)
+        if src is None:
+            return {}
+        return {o["metadata"]["name"]: o for o in src.config_maps.list()}
 
     def secrets(self, namespace: str) -> dict[str, Obj]:
-        assert self._secrets is not None
-        return {o["metadata"]["name"]: o for o in self._secrets.list(namespace=namespace)}
+        src = self._sources.get(namespace)
+        if src is None:
+            return {}
+        return {o["metadata"]["name"]: o for o in src.secrets.list()}
 
     def service_account(self, namespace: str, name: str) -> Obj | None:
         return self._sas.get_by_name(name=name, namespace=namespace) if self._sas else None
@@ -363,6 +373,7 @@ class Kubelet:
         uid = pod["metadata"]["uid"]
         worker = self.workers.get(uid)
         if worker is None:
+            self._watch_sources(pod["metadata"].get("namespace") or "default", uid)
             worker = PodWorker(self, pod)
             self.workers[uid] = worker
             worker.start()
@@ -383,6 +394,40 @@ class Kubelet:
         worker = self.workers.get(uid)
         if worker is not None and worker.finished:
             del self.workers[uid]
+            self._unwatch_sources(worker.namespace, uid)
+
+    def _watch_sources(self, namespace: str, uid: str) -> None:
+        src = self._sources.get(namespace)
+        if src is None:
+            src = _NamespaceSources(self.client, namespace)
+            src.config_maps.add_handler(
+                on_add=self._config_map_changed,
+                on_update=lambda _old, o: self._config_map_changed(o),
+                on_delete=self._config_map_changed,
+            )
+            src.secrets.add_handler(
+                on_add=self._secret_changed,
+                on_update=lambda _old, o: self._secret_changed(o),
+                on_delete=self._secret_changed,
+            )
+            src.start()
+            self._sources[namespace] = src
+            log.debug("Watching ConfigMaps and Secrets in namespace %s.", namespace)
+        src.users.add(uid)
+
+    def _unwatch_sources(self, namespace: str, uid: str) -> None:
+        src = self._sources.get(namespace)
+        if src is None:
+            return
+        src.users.discard(uid)
+        if not src.users:
+            # Removed from the map at once, so a pod arriving meanwhile starts a fresh watch
+            # rather than share one that is shutting down.
+            del self._sources[namespace]
+            task = asyncio.create_task(src.stop(), name=f"kubelet-unwatch {namespace}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            log.debug("Stopped watching ConfigMaps and Secrets in namespace %s.", namespace)
 
     def _config_map_changed(self, obj: Obj) -> None:
         self._source_changed("configMap", obj)
@@ -570,3 +615,25 @@ class Kubelet:
 
 
 __all__ = ["Kubelet", "default_node_name"]
+
+
+class _NamespaceSources:
+    """The ConfigMaps and Secrets of one namespace, watched while pods there run here."""
+
+    def __init__(self, client: Client, namespace: str) -> None:
+        self.config_maps = Informer(client, CONFIGMAPS, namespace=namespace)
+        self.secrets = Informer(client, SECRETS, namespace=namespace)
+        self.users: set[str] = set()
+        """The uids of this node's pods in the namespace; the watch stops with the last."""
+
+    def start(self) -> None:
+        self.config_maps.start()
+        self.secrets.start()
+
+    async def wait_synced(self) -> None:
+        await self.config_maps.wait_synced()
+        await self.secrets.wait_synced()
+
+    async def stop(self) -> None:
+        await self.config_maps.stop()
+        await self.secrets.stop()

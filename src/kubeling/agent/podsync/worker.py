@@ -203,6 +203,7 @@ class PodWorker:
                 self.terminal = True
                 return
         self._ensure_records()
+        await self.k.sources_synced(self.namespace)
         if self.volumes is None:
             if not await self._setup_volumes():
                 await self._write_status()
