@@ -11,7 +11,7 @@ import pytest
 
 from kubeling.machinery import resources as r
 from kubeling.machinery.errors import BadRequest, Gone, Invalid, Timeout
-from kubeling.registry import store as store_mod
+from kubeling.registry import options
 from kubeling.registry.registry import Registry
 from kubeling.storage.memory import MemoryBackend
 from tests.registry.conftest import FakeClock, ctx
@@ -351,10 +351,10 @@ async def test_watch_lagging_consumer_gets_expired_error(registry: Registry) -> 
 
 
 def test_continue_round_trip() -> None:
-    token = store_mod.encode_continue(
+    token = options.encode_continue(
         "/registry/core/configmaps/default/b", "/registry/core/configmaps/default/", 7
     )
-    assert store_mod.decode_continue(token, "/registry/core/configmaps/default/") == (
+    assert options.decode_continue(token, "/registry/core/configmaps/default/") == (
         7,
         "/registry/core/configmaps/default/b",
     )

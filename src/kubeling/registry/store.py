@@ -19,8 +19,6 @@ Reads put the revision back as ``resourceVersion`` (``codec``).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import builtins
 import contextlib
 import copy
@@ -37,21 +35,28 @@ from kubeling.machinery import schema as schemas
 from kubeling.machinery.errors import (
     AlreadyExists,
     BadRequest,
-    Cause,
     Conflict,
     Gone,
     Invalid,
     NotFound,
     StatusError,
-    Timeout,
-    UnsupportedMediaType,
 )
-from kubeling.machinery.field import FieldError, forbidden, invalid_error, not_supported
-from kubeling.machinery.field import Path as FieldPath
+from kubeling.machinery.field import FieldError, invalid_error
 from kubeling.machinery.types import Obj, ResourceInfo, WatchEventType
 from kubeling.registry import codec, conversion, meta
 from kubeling.registry.admission import Attributes, Chain, Operation
 from kubeling.registry.context import RequestContext
+from kubeling.registry.options import (
+    PROPAGATION_POLICIES,
+    ExpiredContinue,
+    decode_continue,
+    delete_options,
+    encode_continue,
+    parse_resource_version,
+    too_large_resource_version,
+    validate_list_options,
+)
+from kubeling.registry.patching import apply_patch, parse_patch, patch_type
 from kubeling.registry.strategy import Strategy
 from kubeling.storage.interface import (
     Backend,
@@ -96,7 +101,6 @@ NAMESPACE_MISMATCH_MSG: Final = (
 INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
 _MAX_ATTEMPTS: Final = 16
 _GENERATE_NAME_ATTEMPTS: Final = 8
-_CONTINUE_VERSION: Final = "meta.k8s.io/v1"
 _EXPIRED_CONTINUE_MSG: Final = (
     "The provided continue parameter is too old to display a consistent list result. You can "
     "start a new list without the continue parameter, or use the continue token in this "
@@ -105,13 +109,6 @@ _EXPIRED_CONTINUE_MSG: Final = (
     "between the time the first chunk was returned and now may show up in the list."
 )
 _EXPIRED_LIST_MSG: Final = "The resourceVersion for the provided list is too old."
-_PATCH_TYPES: Final = (
-    "application/apply-patch+yaml",
-    "application/json-patch+json",
-    "application/merge-patch+json",
-    "application/strategic-merge-patch+json",
-)
-_PROPAGATION: Final = ("Foreground", "Background", "Orphan")
 # upstream's ReturnDeletedObject: these registries answer a finished DELETE with the object,
 # the others with a Success Status.
 _RETURNS_DELETED_OBJECT: Final = frozenset(
@@ -129,32 +126,6 @@ _RETURNS_DELETED_OBJECT: Final = frozenset(
 FRESH_WAIT: Final = 3.0
 """upstream's watch cache ``blockTimeout``: how long a read at a resourceVersion the store has
 not reached yet waits for it before the 504 ``Too large resource version``."""
-_TOO_LARGE_CAUSE: Final = Cause(
-    reason="ResourceVersionTooLarge", message="Too large resource version", field=""
-)
-
-
-def too_large_resource_version(requested: int, current: int) -> Timeout:
-    """upstream ``storage.NewTooLargeResourceVersionError``: a ``NewTimeoutError`` (504,
-    ``Timeout: `` before the text, retry after a second) with the cause clients test for."""
-    return Timeout(
-        f"Timeout: Too large resource version: {requested}, current: {current}",
-        causes=(_TOO_LARGE_CAUSE,),
-        retry_after_seconds=1,
-    )
-
-
-class ExpiredContinue(Gone):
-    """A 410 for a compacted continue token; its Status carries ``metadata.continue``."""
-
-    def __init__(self, message: str, *, continue_token: str) -> None:
-        super().__init__(message)
-        self.continue_token = continue_token
-
-    def to_status(self) -> dict[str, Any]:
-        status = super().to_status()
-        status["metadata"] = {"continue": self.continue_token}
-        return status
 
 
 class _HexZero:
@@ -1177,31 +1148,6 @@ class ResourceStore:
 
     # -- delete --------------------------------------------------------------------------------
 
-    def _delete_options(self, options: Obj | None, ctx: RequestContext) -> tuple[Obj, bool]:
-        opts = copy.deepcopy(options) if options else {}
-        errs: list[FieldError] = []
-        policy = opts.get("propagationPolicy")
-        if policy is not None and policy not in _PROPAGATION:
-            errs.append(
-                _not_supported_in_order("propagationPolicy", policy, (*_PROPAGATION, "nil"))
-            )
-        if policy is not None and opts.get("orphanDependents") is not None:
-            errs.append(
-                FieldError(
-                    "FieldValueInvalid",
-                    "propagationPolicy",
-                    policy,
-                    "orphanDependents and deletionPropagation cannot be both set",
-                )
-            )
-        dry_run = opts.get("dryRun") or []
-        for value in dry_run:
-            if value != "All":
-                errs.append(not_supported(FieldPath("dryRun"), value, ("All",)))
-        if errs:
-            raise invalid_error(kind="DeleteOptions", group="meta.k8s.io", name="", errors=errs)
-        return opts, ctx.dry_run or "All" in dry_run
-
     def _check_delete_preconditions(self, obj: Obj, opts: Obj) -> None:
         pre = opts.get("preconditions") or {}
         m = obj["metadata"]
@@ -1274,7 +1220,7 @@ class ResourceStore:
         foreground = False
         if orphan_opt is not None:
             orphan = bool(orphan_opt)
-        elif policy in _PROPAGATION:
+        elif policy in PROPAGATION_POLICIES:
             orphan = policy == "Orphan"
             foreground = policy == "Foreground"
         else:
@@ -1326,7 +1272,7 @@ class ResourceStore:
         """DELETE: ``(answer, finished)``. ``finished`` is False while graceful deletion or
         finalizers keep the object (the answer is then the object with deletionTimestamp).
         ``options`` is the DeleteOptions body (None is the same as ``{}``)."""
-        opts, dry_run = self._delete_options(options, ctx)
+        opts, dry_run = delete_options(options, ctx=ctx)
         await self._admit("admit", "DELETE", None, None, namespace=namespace, name=name, ctx=ctx)
         return await self.delete_now(namespace=namespace, name=name, opts=opts, dry_run=dry_run)
 
@@ -1461,7 +1407,7 @@ class NamespaceStore(ResourceStore):
         options: Obj | None,
         ctx: RequestContext,
     ) -> tuple[Obj, bool]:
-        opts, dry_run = self._delete_options(options, ctx)
+        opts, dry_run = delete_options(options, ctx=ctx)
         await self._admit("admit", "DELETE", None, None, namespace="", name=name, ctx=ctx)
         _kv, current = await self.read("", name)
         self._check_delete_preconditions(current, opts)
@@ -1514,69 +1460,6 @@ def _nonzero_resource_version(value: Any) -> bool:
     return isinstance(value, str) and value.isascii() and value.isdigit() and 0 < int(value) < 2**64
 
 
-# -- patches -------------------------------------------------------------------------------------
-
-
-def patch_type(content_type: str) -> str:
-    base = content_type.split(";", 1)[0].strip().lower()
-    mapping = {
-        "application/json-patch+json": "json",
-        "application/merge-patch+json": "merge",
-        "application/strategic-merge-patch+json": "strategic",
-        "application/apply-patch+yaml": "apply",
-        "application/apply-patch+cbor": "",
-    }
-    kind = mapping.get(base, "")
-    if not kind:
-        raise UnsupportedMediaType(
-            "the body of the request was in an unknown format - accepted media types include: "
-            + ", ".join(_PATCH_TYPES)
-        )
-    return kind
-
-
-def parse_patch(kind: str, raw: bytes) -> Any:
-    decoding.check_depth(raw)
-    if kind == "apply":
-        import yaml
-
-        try:
-            doc = yaml.safe_load(raw) if raw.strip() else {}
-        except yaml.YAMLError as e:
-            raise decoding.yaml_syntax_error(e) from None
-        except RecursionError:
-            raise decoding.too_deep() from None
-        decoding.check_value_depth(doc)
-        return doc
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise BadRequest(f"error decoding patch: {decoding.go_json_error(raw) or e}") from None
-    if kind == "json" and not isinstance(doc, list):
-        raise BadRequest("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-    if kind in ("merge", "strategic") and not isinstance(doc, dict):
-        raise BadRequest(
-            "json: cannot unmarshal array into Go value of type map[string]interface {}"
-        )
-    return doc
-
-
-def apply_patch(kind: str, current: Obj, document: Any, *, info: ResourceInfo) -> Obj:
-    """One call per patch type into ``machinery.patch``."""
-    from kubeling.machinery import patch as patches
-    from kubeling.machinery import schema
-
-    if kind == "json":
-        out = patches.json_patch(current, document)
-    elif kind == "merge":
-        out = patches.merge_patch(current, document)
-    else:
-        out = patches.strategic_merge_patch(current, document, schema=schema.for_kind(info.gvk))
-    if not isinstance(out, dict):
-        raise BadRequest("the patch produced something that is not an object")
-    return out
-
-
 # -- resourceVersion and continue tokens ---------------------------------------------------------
 
 
@@ -1587,84 +1470,3 @@ def storage_precondition_failed(key: str, detail: str) -> str:
         f"StorageError: invalid object, Code: 4, Key: {key}, ResourceVersion: 0, "
         f"AdditionalErrorMsg: {detail}"
     )
-
-
-def _not_supported_in_order(path: str, value: Any, supported: tuple[str, ...]) -> FieldError:
-    """``field.NotSupported`` with the values in the caller's order (upstream does not sort)."""
-    quoted = ", ".join(orjson.dumps(v).decode() for v in supported)
-    return FieldError("FieldValueNotSupported", path, value, f"supported values: {quoted}")
-
-
-def validate_list_options(*, resource_version: str, match: str, continue_: str) -> None:
-    """upstream ``ValidateListOptions``: a 422 on ``ListOptions.meta.k8s.io``."""
-    errs: list[FieldError] = []
-    if match:
-        path = FieldPath("resourceVersionMatch")
-        if not resource_version:
-            errs.append(
-                forbidden(
-                    path, "resourceVersionMatch is forbidden unless resourceVersion is provided"
-                )
-            )
-        if continue_:
-            errs.append(
-                forbidden(path, "resourceVersionMatch is forbidden when continue is provided")
-            )
-        if match not in ("Exact", "NotOlderThan"):
-            errs.append(
-                _not_supported_in_order(
-                    "resourceVersionMatch", match, ("Exact", "NotOlderThan", "")
-                )
-            )
-        if match == "Exact" and resource_version == "0":
-            errs.append(
-                forbidden(path, 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
-            )
-    if errs:
-        raise invalid_error(kind="ListOptions", group="meta.k8s.io", name="", errors=errs)
-
-
-def parse_resource_version(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"invalid resource version: {text!r}") from None
-    if value < 0:
-        raise BadRequest(f"invalid resource version: {text!r}")
-    return value
-
-
-def encode_continue(last_key: str, prefix: str, revision: int) -> str:
-    """upstream's token: base64url (no padding) of ``{"v":..,"rv":..,"start":..}``, where
-    ``start`` is the key after the last one returned, relative to the list's prefix."""
-    start = last_key[len(prefix) :] + "\x00"
-    raw = orjson.dumps({"v": _CONTINUE_VERSION, "rv": revision, "start": start})
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_continue(token: str, prefix: str) -> tuple[int, str]:
-    """``(revision, start_after key)`` from a continue token, with upstream's errors."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = orjson.loads(raw)
-    except (binascii.Error, ValueError):
-        raise BadRequest("continue key is not valid: illegal base64 data") from None
-    if not isinstance(data, dict) or data.get("v") != _CONTINUE_VERSION:
-        raise BadRequest(
-            "continue key is not valid: server does not recognize this encoded version"
-        )
-    rv = data.get("rv")
-    if not isinstance(rv, int) or rv == 0:
-        raise BadRequest(
-            "continue key is not valid: incorrect encoded start resourceVersion "
-            f"(version {_CONTINUE_VERSION})"
-        )
-    start = data.get("start")
-    if not isinstance(start, str) or not start:
-        raise BadRequest(
-            "continue key is not valid: encoded start key empty (version meta.k8s.io/v1)"
-        )
-    # Our tokens name the key after the last one returned (last key + NUL); the list resumes
-    # after that last key. A negative rv (upstream's "inconsistent" token) reads the latest.
-    last = start[:-1] if start.endswith("\x00") else start
-    return max(rv, 0), prefix + last
