@@ -30,7 +30,8 @@ from kubeling.registry.plugins.services import (
     ServiceClusterIPAllocation,
 )
 from kubeling.registry.plugins.storage import storage_plugins
-from kubeling.registry.store import FRESH_WAIT, Deps, NamespaceStore, ResourceStore
+from kubeling.registry.store import NamespaceStore, ResourceStore
+from kubeling.registry.storebase import FRESH_WAIT, Deps
 from kubeling.registry.strategy import Strategy
 from kubeling.storage.interface import Backend
 

@@ -27,7 +27,8 @@ from kubeling.machinery.types import GroupVersionKind, Obj, ResourceInfo
 from kubeling.registry import meta, validation
 from kubeling.registry.context import RequestContext
 from kubeling.registry.patching import apply_patch, parse_patch, patch_type
-from kubeling.registry.store import ResourceStore, storage_precondition_failed
+from kubeling.registry.store import ResourceStore
+from kubeling.registry.updating import storage_precondition_failed
 
 SCALE_INFO: Final = ResourceInfo(
     group="autoscaling",
