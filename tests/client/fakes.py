@@ -12,6 +12,7 @@ from typing import Any
 
 from kubeling.client.interface import PatchType, WatchEvent
 from kubeling.machinery.errors import AlreadyExists, Gone, NotFound, StatusError
+from kubeling.machinery.objects import partial_object_metadata
 from kubeling.machinery.types import Obj, ResourceInfo, WatchEventType
 
 _END = object()
@@ -109,6 +110,7 @@ class FakeClient:
         limit: int = 0,
         continue_: str = "",
         resource_version: str = "",
+        metadata_only: bool = False,
     ) -> Obj:
         self.calls.append(("list", resource.plural))
         self._maybe_fail("list")
@@ -124,6 +126,13 @@ class FakeClient:
             items = items[start : start + limit]
         else:
             items = items[start:]
+        if metadata_only:
+            return {
+                "kind": "PartialObjectMetadataList",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": meta,
+                "items": [partial_object_metadata(o) for o in items],
+            }
         return {
             "kind": f"{resource.kind}List",
             "apiVersion": "v1",
@@ -141,6 +150,7 @@ class FakeClient:
         resource_version: str = "",
         allow_bookmarks: bool = True,
         timeout_seconds: int = 0,
+        metadata_only: bool = False,
     ) -> AsyncIterator[WatchEvent]:
         self.calls.append(("watch", resource_version))
         self._maybe_fail("watch")
@@ -172,6 +182,8 @@ class FakeClient:
                     raise item
                 if item is _END:
                     return
+                if metadata_only:
+                    item = WatchEvent(type=item.type, object=partial_object_metadata(item.object))
                 yield item
         finally:
             self.watchers.remove(entry)

@@ -221,6 +221,66 @@ async def test_informer_over_both_transports(api: Client) -> None:
         await informer.stop()
 
 
+async def test_metadata_only_list_and_watch_carry_no_body(api: Client) -> None:
+    created = await api.create(CONFIGMAPS, _cm("m1", k="v"))
+    listed = await api.list(CONFIGMAPS, namespace="default", metadata_only=True)
+    assert (listed["kind"], listed["apiVersion"]) == ("PartialObjectMetadataList", "meta.k8s.io/v1")
+    [item] = listed["items"]
+    assert set(item) == {"kind", "apiVersion", "metadata"}
+    assert (item["kind"], item["apiVersion"]) == ("PartialObjectMetadata", "meta.k8s.io/v1")
+    assert item["metadata"]["uid"] == created["metadata"]["uid"]
+    assert item["metadata"]["labels"] == {"app": "t"}
+
+    updated = await api.patch(
+        CONFIGMAPS, name="m1", namespace="default", patch={"data": {"k": "w"}}, patch_type="merge"
+    )
+    events = []
+    async for event in api.watch(
+        CONFIGMAPS,
+        namespace="default",
+        resource_version=listed["metadata"]["resourceVersion"],
+        allow_bookmarks=False,
+        metadata_only=True,
+        timeout_seconds=5,
+    ):
+        events.append(event)
+        break
+    [event] = events
+    assert event.type == "MODIFIED"
+    assert set(event.object) == {"kind", "apiVersion", "metadata"}
+    assert event.object["kind"] == "PartialObjectMetadata"
+    assert event.object["metadata"]["resourceVersion"] == updated["metadata"]["resourceVersion"]
+
+
+async def test_metadata_only_informer_caches_metadata_without_managed_fields(api: Client) -> None:
+    await api.create(CONFIGMAPS, _cm("m2", big="x" * 10_000))
+    informer = Informer(api, CONFIGMAPS, namespace="default", metadata_only=True)
+    seen: list[Obj] = []
+    informer.add_handler(on_add=seen.append, on_update=lambda _old, new: seen.append(new))
+    informer.start()
+    try:
+        async with asyncio.timeout(10):
+            await informer.wait_synced()
+        cached = informer.get("default/m2")
+        assert cached is not None
+        assert cached["kind"] == "PartialObjectMetadata"
+        assert "data" not in cached
+        assert "managedFields" not in cached["metadata"]
+        assert cached["metadata"]["name"] == "m2"
+        await api.patch(
+            CONFIGMAPS,
+            name="m2",
+            namespace="default",
+            patch={"metadata": {"labels": {"app": "u"}}},
+            patch_type="merge",
+        )
+        await eventually(lambda: any(o["metadata"]["labels"] == {"app": "u"} for o in seen))
+        assert all(set(o) == {"kind", "apiVersion", "metadata"} for o in seen)
+        assert all("managedFields" not in o["metadata"] for o in seen)
+    finally:
+        await informer.stop()
+
+
 async def test_event_recorder_over_both_transports(api: Client) -> None:
     ns = await api.get(NAMESPACES, name="default")
     rec = EventRecorder(api, component="test-controller", host="h1")

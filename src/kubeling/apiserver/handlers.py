@@ -39,6 +39,7 @@ from kubeling.machinery.errors import (
     StatusError,
 )
 from kubeling.machinery.field import invalid_error
+from kubeling.machinery.objects import partial_object_metadata
 from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry import meta
 from kubeling.registry.context import FieldValidation, RequestContext, UserInfo
@@ -261,9 +262,16 @@ class ResourceHandler:
             resource_version=req.q("resourceVersion"),
             resource_version_match=req.q("resourceVersionMatch"),
         )
-        table = negotiation.table_version(req.header(b"accept"))
-        if table:
-            result = self._table(req, target, result["items"], table, result.get("metadata"))
+        form, version = negotiation.answer_form(req.header(b"accept"), listing=True)
+        if form == negotiation.TABLE:
+            result = self._table(req, target, result["items"], version, result.get("metadata"))
+        elif form == negotiation.PARTIAL_LIST:
+            result = {
+                "kind": negotiation.PARTIAL_LIST,
+                "apiVersion": f"meta.k8s.io/{version}",
+                "metadata": result.get("metadata") or {},
+                "items": [partial_object_metadata(o, version=version) for o in result["items"]],
+            }
         await respond_json(
             send, 200, result, headers=warning_headers(ctx.warnings), pretty=_bool(req.q("pretty"))
         )
@@ -306,10 +314,13 @@ class ResourceHandler:
         obj: Obj,
         code: int,
     ) -> None:
-        table = negotiation.table_version(req.header(b"accept"))
+        form, version = negotiation.answer_form(req.header(b"accept"), listing=False)
         # A status subresource answers the whole object, which prints like the object.
-        if table and obj.get("kind") != "Status" and target.subresource in ("", "status"):
-            obj = self._table(req, target, [obj], table, {"resourceVersion": ""})
+        if form and obj.get("kind") != "Status" and target.subresource in ("", "status"):
+            if form == negotiation.TABLE:
+                obj = self._table(req, target, [obj], version, {"resourceVersion": ""})
+            else:
+                obj = partial_object_metadata(obj, version=version)
         await respond_json(
             send, code, obj, headers=warning_headers(ctx.warnings), pretty=_bool(req.q("pretty"))
         )
@@ -320,7 +331,9 @@ class ResourceHandler:
         if timeout is None or timeout <= 0:
             # Spread out when idle watches end, so that reflectors do not re-list in step.
             timeout = DEFAULT_WATCH_SECONDS * (1 + random.random())
-        table = negotiation.table_version(req.header(b"accept"))
+        form, version = negotiation.answer_form(req.header(b"accept"), listing=False)
+        table = version if form == negotiation.TABLE else ""
+        partial = version if form == negotiation.PARTIAL else ""
         field_selector = req.q("fieldSelector")
         if target.name:
             by_name = f"metadata.name={target.name}"
@@ -337,8 +350,8 @@ class ResourceHandler:
             else None,
         )
         content_type = b"application/json"
-        if table:
-            content_type = b"application/json;as=Table;v=" + table.encode() + b";g=meta.k8s.io"
+        if form:
+            content_type = f"application/json;as={form};v={version};g=meta.k8s.io".encode()
         await send(
             {
                 "type": "http.response.start",
@@ -364,6 +377,8 @@ class ResourceHandler:
                             # Upstream sends column definitions with the first event only.
                             obj["columnDefinitions"] = []
                         first_table = False
+                    elif partial and etype != "ERROR":
+                        obj = partial_object_metadata(obj, version=partial)
                     line = orjson.dumps({"type": etype, "object": obj}) + b"\n"
                     await send({"type": "http.response.body", "body": line, "more_body": True})
             except Gone as e:

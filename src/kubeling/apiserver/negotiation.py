@@ -1,8 +1,9 @@
 """Content negotiation: what the client wants back, and what it sent.
 
 Answers are always JSON (every client lists ``application/json`` among its Accept types);
-the one choice that matters is whether a ``meta.k8s.io`` ``Table`` was asked for, which is
-how ``kubectl get`` gets its columns. Request bodies arrive as JSON, YAML (server-side apply
+the choice that matters is the ``meta.k8s.io`` form asked for: a ``Table``, which is how
+``kubectl get`` gets its columns, or ``PartialObjectMetadata``, which is how metadata-only
+clients (client-go's metadata informers, kubeling's own garbage collector over HTTP) read. Request bodies arrive as JSON, YAML (server-side apply
 from non-kubectl clients), or the ``k8s\\0`` protobuf envelope that kubectl's typed commands
 (``create configmap``, ``create secret``...) send with no JSON fallback.
 """
@@ -26,25 +27,44 @@ PATCH_TYPES: Final[dict[str, str]] = {
 _ACCEPTED: Final = "application/json, application/yaml, application/vnd.kubernetes.protobuf"
 
 
+TABLE: Final = "Table"
+PARTIAL: Final = "PartialObjectMetadata"
+PARTIAL_LIST: Final = "PartialObjectMetadataList"
+_FORMS: Final = (TABLE, PARTIAL, PARTIAL_LIST)
+
+
 @functools.lru_cache(maxsize=64)
-def table_version(accept: bytes) -> str:
-    """``v1`` or ``v1beta1`` when the first acceptable media type is a Table, else ``""``."""
-    if b"Table" not in accept:
-        return ""
+def answer_form(accept: bytes, *, listing: bool) -> tuple[str, str]:
+    """The ``meta.k8s.io`` form the first acceptable media type asks for, and its version:
+    ``("Table", "v1")``, ``("PartialObjectMetadata", "v1")`` (``...List`` for a list), or
+    ``("", "")`` for the object itself. A form that does not fit the request (a
+    ``PartialObjectMetadataList`` for a single object) makes its media type unacceptable,
+    and the next one is tried, as upstream's negotiator does."""
+    if b"as=" not in accept:
+        return "", ""
+    wanted_partial = PARTIAL_LIST if listing else PARTIAL
     for part in accept.decode("latin-1").split(","):
         media, *params = (p.strip() for p in part.split(";"))
         if media not in ("application/json", "*/*", "application/*"):
             continue
         values = dict(p.partition("=")[::2] for p in params)
-        if values.get("as") == "Table":
-            if values.get("g") == "meta.k8s.io" and values.get("v") in ("v1", "v1beta1"):
-                return values["v"]
+        form = values.get("as")
+        if form is None:
+            # A plain JSON type listed before any other form wins.
+            return "", ""
+        if form not in _FORMS or (form != TABLE and form != wanted_partial):
             continue
-        if "as" in values:
-            continue
-        # A plain JSON type listed before any Table type wins, as upstream's negotiator.
+        if values.get("g") == "meta.k8s.io" and values.get("v") in ("v1", "v1beta1"):
+            return form, values["v"]
+    return "", ""
+
+
+def table_version(accept: bytes) -> str:
+    """``v1`` or ``v1beta1`` when the first acceptable media type is a Table, else ``""``."""
+    if b"Table" not in accept:
         return ""
-    return ""
+    form, version = answer_form(accept, listing=True)
+    return version if form == TABLE else ""
 
 
 def media_type(content_type: bytes) -> str:

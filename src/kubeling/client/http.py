@@ -39,6 +39,12 @@ from kubeling.machinery.types import Obj, ResourceInfo
 log = logging.getLogger(__name__)
 
 MAX_RETRIES = 5
+# client-go's metadata client asks this way, with plain JSON as the fallback a server
+# without PartialObjectMetadata support would answer (the caller then gets whole objects).
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+METADATA_LIST_ACCEPT = (
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+)
 MAX_RETRY_AFTER = 30.0
 _NO_STATUS_MESSAGES = {
     404: "the server could not find the requested resource",
@@ -211,9 +217,10 @@ class HttpClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "",
     ) -> Obj:
         content = None
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = {"Accept": accept} if accept else {}
         if body is not None:
             content = body if isinstance(body, bytes) else orjson.dumps(body)
             headers["Content-Type"] = content_type
@@ -290,6 +297,7 @@ class HttpClient:
         limit: int = 0,
         continue_: str = "",
         resource_version: str = "",
+        metadata_only: bool = False,
     ) -> Obj:
         params: dict[str, str] = {}
         if label_selector:
@@ -302,7 +310,12 @@ class HttpClient:
             params["continue"] = continue_
         if resource_version:
             params["resourceVersion"] = resource_version
-        return await self._request("GET", self._path(resource, namespace=namespace), params=params)
+        return await self._request(
+            "GET",
+            self._path(resource, namespace=namespace),
+            params=params,
+            accept=METADATA_LIST_ACCEPT if metadata_only else "",
+        )
 
     async def watch(
         self,
@@ -314,6 +327,7 @@ class HttpClient:
         resource_version: str = "",
         allow_bookmarks: bool = True,
         timeout_seconds: int = 0,
+        metadata_only: bool = False,
     ) -> AsyncIterator[WatchEvent]:
         params: dict[str, str] = {"watch": "true"}
         if label_selector:
@@ -332,8 +346,14 @@ class HttpClient:
         read_timeout = timeout_seconds + 30.0 if timeout_seconds else None
         timeout = httpx.Timeout(self.timeout, read=read_timeout)
         try:
+            headers = {"Accept": METADATA_ACCEPT} if metadata_only else {}
             async with self._http.stream(
-                "GET", path, params=params, timeout=timeout, extensions=self._extensions()
+                "GET",
+                path,
+                params=params,
+                headers=headers,
+                timeout=timeout,
+                extensions=self._extensions(),
             ) as response:
                 if response.status_code >= 300:
                     body = await response.aread()

@@ -12,6 +12,11 @@ controller in the process: ``SharedInformerFactory`` hands out the same ``Inform
 same scope, and each controller adds its own handlers. Handlers receive the cached objects
 themselves and must treat them as read-only; ``get``, ``list`` and ``by_index`` return deep
 copies, which callers may change freely.
+
+A ``metadata_only`` informer caches ``PartialObjectMetadata`` (without ``managedFields``)
+instead of whole objects, like client-go's metadata informers: for a controller that only
+follows owner references and finalizers, as the garbage collector does over every kind, it
+keeps a few hundred bytes per object where a ConfigMap or Secret may hold a megabyte.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 
 from kubeling.client.interface import Client, WatchEvent
 from kubeling.machinery.errors import Gone, StatusError
-from kubeling.machinery.objects import deep_copy
+from kubeling.machinery.objects import PARTIAL_OBJECT_METADATA, deep_copy, partial_object_metadata
 from kubeling.machinery.types import Obj, ResourceInfo
 
 log = logging.getLogger(__name__)
@@ -83,8 +88,10 @@ class Informer:
         resync_period: float = 0.0,
         backoff_initial: float = 0.8,
         backoff_max: float = 30.0,
+        metadata_only: bool = False,
     ) -> None:
         self.client = client
+        self.metadata_only = metadata_only
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
@@ -263,6 +270,7 @@ class Informer:
                 field_selector=self.field_selector,
                 limit=LIST_PAGE_SIZE,
                 continue_=continue_,
+                metadata_only=self.metadata_only,
             )
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
@@ -277,14 +285,9 @@ class Informer:
         self._synced.set()
 
     async def _replace(self, items: builtins.list[Obj]) -> None:
-        kind = self.resource.kind
-        api_version = self.resource.api_version
         fresh: dict[str, Obj] = {}
-        for obj in items:
-            # List items carry no kind/apiVersion on the wire; watch objects do. Make both
-            # look the same to handlers.
-            obj.setdefault("kind", kind)
-            obj.setdefault("apiVersion", api_version)
+        for item in items:
+            obj = self._prepare(item)
             fresh[object_key(obj)] = obj
         for key in [k for k in self._cache if k not in fresh]:
             gone = self._cache.pop(key)
@@ -308,6 +311,7 @@ class Informer:
             resource_version=self._last_rv,
             allow_bookmarks=True,
             timeout_seconds=random.randint(300, 600),
+            metadata_only=self.metadata_only,
         )
         count = 0
         try:
@@ -327,6 +331,7 @@ class Informer:
             if rv:
                 self._last_rv = rv
             return
+        obj = self._prepare(obj)
         key = object_key(obj)
         if event.type in ("ADDED", "MODIFIED"):
             old = self._cache.get(key)
@@ -352,6 +357,18 @@ class Informer:
                 await self._dispatch_update(obj, obj)
 
     # --- cache and index bookkeeping -------------------------------------------------------
+
+    def _prepare(self, obj: Obj) -> Obj:
+        """The object as the cache keeps it and handlers see it."""
+        if not self.metadata_only:
+            # List items carry no kind/apiVersion on the wire; watch objects do. Make both
+            # look the same to handlers.
+            obj.setdefault("kind", self.resource.kind)
+            obj.setdefault("apiVersion", self.resource.api_version)
+            return obj
+        # A server without metadata support answers whole objects: keep only the metadata.
+        (obj.get("metadata") or {}).pop("managedFields", None)
+        return obj if obj.get("kind") == PARTIAL_OBJECT_METADATA else partial_object_metadata(obj)
 
     def _store(self, key: str, obj: Obj, old: Obj | None) -> None:
         if old is not None:
@@ -426,12 +443,12 @@ class Informer:
 
 
 class SharedInformerFactory:
-    """One ``Informer`` per (resource, namespace, selectors), shared by all its users."""
+    """One ``Informer`` per (resource, namespace, selectors, form), shared by all its users."""
 
     def __init__(self, client: Client, *, resync_period: float = 0.0) -> None:
         self.client = client
         self.resync_period = resync_period
-        self._informers: dict[tuple[str, str, str, str, str, str], Informer] = {}
+        self._informers: dict[tuple[str, str, str, str, str, str, bool], Informer] = {}
 
     def informer(
         self,
@@ -440,6 +457,7 @@ class SharedInformerFactory:
         namespace: str = "",
         label_selector: str = "",
         field_selector: str = "",
+        metadata_only: bool = False,
     ) -> Informer:
         key = (
             resource.group,
@@ -448,6 +466,7 @@ class SharedInformerFactory:
             namespace,
             label_selector,
             field_selector,
+            metadata_only,
         )
         informer = self._informers.get(key)
         if informer is None:
@@ -458,6 +477,7 @@ class SharedInformerFactory:
                 label_selector=label_selector,
                 field_selector=field_selector,
                 resync_period=self.resync_period,
+                metadata_only=metadata_only,
             )
             self._informers[key] = informer
         return informer

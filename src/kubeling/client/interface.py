@@ -49,8 +49,13 @@ class Client(Protocol):
         limit: int = 0,
         continue_: str = "",
         resource_version: str = "",
+        metadata_only: bool = False,
     ) -> Obj:
-        """A ``<Kind>List`` with ``metadata.resourceVersion`` (and ``continue``)."""
+        """A ``<Kind>List`` with ``metadata.resourceVersion`` (and ``continue``).
+
+        ``metadata_only``: a ``PartialObjectMetadataList`` whose items carry only type meta
+        and metadata, as client-go's metadata client asks for them.
+        """
         ...
 
     def watch(
@@ -63,8 +68,12 @@ class Client(Protocol):
         resource_version: str = "",
         allow_bookmarks: bool = True,
         timeout_seconds: int = 0,
+        metadata_only: bool = False,
     ) -> AsyncIterator[WatchEvent]:
-        """Events after ``resource_version``; raises ``Gone`` when it is too old."""
+        """Events after ``resource_version``; raises ``Gone`` when it is too old.
+
+        ``metadata_only``: event objects are ``PartialObjectMetadata``.
+        """
         ...
 
     async def create(

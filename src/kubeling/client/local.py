@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from kubeling.client.interface import PATCH_CONTENT_TYPES, PatchType, WatchEvent
-from kubeling.machinery.objects import deep_copy
+from kubeling.machinery.objects import deep_copy, partial_object_metadata
 from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry.context import SYSTEM, RequestContext, UserInfo
 
@@ -95,6 +95,7 @@ class LocalClient:
         limit: int = 0,
         continue_: str = "",
         resource_version: str = "",
+        metadata_only: bool = False,
     ) -> Obj:
         ctx = self._ctx()
         result = await self.registry.store(resource).list(
@@ -108,6 +109,8 @@ class LocalClient:
             resource_version_match="",
         )
         self._done(ctx)
+        if metadata_only:
+            return deep_copy(_partial_list(result))
         return deep_copy(result)
 
     async def watch(
@@ -120,6 +123,7 @@ class LocalClient:
         resource_version: str = "",
         allow_bookmarks: bool = True,
         timeout_seconds: int = 0,
+        metadata_only: bool = False,
     ) -> AsyncIterator[WatchEvent]:
         ctx = self._ctx()
         events = self.registry.store(resource).watch(
@@ -152,6 +156,9 @@ class LocalClient:
                 etype, obj = _event_parts(event)
                 if etype == "BOOKMARK" and not allow_bookmarks:
                     continue
+                if metadata_only and etype != "ERROR":
+                    # Only the metadata is copied: the point of asking for it.
+                    obj = partial_object_metadata(obj)
                 yield WatchEvent(type=etype, object=deep_copy(obj))
         finally:
             aclose = getattr(iterator, "aclose", None)
@@ -260,6 +267,15 @@ def _ns(resource: ResourceInfo, namespace: str) -> str:
     # The URL of a cluster-scoped resource has no namespace segment, so the HTTP edge never
     # sees one; drop it here too.
     return namespace if resource.namespaced else ""
+
+
+def _partial_list(result: Obj) -> Obj:
+    return {
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": result.get("metadata") or {},
+        "items": [partial_object_metadata(o) for o in result.get("items") or []],
+    }
 
 
 def _event_parts(event: Any) -> tuple[Any, Obj]:

@@ -1,8 +1,9 @@
 """The garbage collector: deletes objects whose owners are gone, honouring propagation.
 
 Like upstream's ``pkg/controller/garbagecollector`` it keeps a graph of every object's
-owner references, fed by informers over every served kind (events excepted: nothing owns
-them and they are the busiest kind), and acts on three situations:
+owner references, fed by metadata-only informers over every served kind (events excepted:
+nothing owns them and they are the busiest kind), so that its memory follows the number of
+objects, not their size; it acts on three situations:
 
 - a dependent whose owners are all gone (or waiting for their dependents to go) is deleted,
   with the propagation its own finalizers ask for (background otherwise); one with a live
@@ -345,5 +346,7 @@ def informed_resources() -> list[ResourceInfo]:
 def build(ctx: Any) -> GarbageCollector:
     return GarbageCollector(
         client=ctx.client,
-        informers=[(r, ctx.informers.informer(r)) for r in informed_resources()],
+        informers=[
+            (r, ctx.informers.informer(r, metadata_only=True)) for r in informed_resources()
+        ],
     )

@@ -33,6 +33,21 @@ def meta(obj: Obj) -> dict[str, Any]:
     return m if isinstance(m, dict) else {}
 
 
+PARTIAL_OBJECT_METADATA: Final = "PartialObjectMetadata"
+
+
+def partial_object_metadata(obj: Obj, *, version: str = "v1") -> Obj:
+    """``obj`` as ``meta.k8s.io`` ``PartialObjectMetadata``: type meta and metadata only.
+
+    The metadata dict is shared with ``obj``, not copied; copy the result to change it.
+    """
+    return {
+        "kind": PARTIAL_OBJECT_METADATA,
+        "apiVersion": f"meta.k8s.io/{version}",
+        "metadata": obj.get("metadata") or {},
+    }
+
+
 def ensure_meta(obj: Obj) -> dict[str, Any]:
     """``obj.metadata``, created in place when missing (for writers)."""
     m = obj.get("metadata")
