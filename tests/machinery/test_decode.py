@@ -598,3 +598,29 @@ def test_yaml_error_uses_go_yaml_wording(text: str, message: str) -> None:
     with pytest.raises(yaml.YAMLError) as exc:
         yaml.safe_load(text)
     assert yaml_error(exc.value) == f"error converting YAML to JSON: {message}"
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        pytest.param("1.5Gi", "1536Mi", id="binary-fraction-steps-down"),
+        pytest.param("2048Ki", "2Mi", id="binary-steps-up"),
+        pytest.param("0.5Ki", "512", id="small-binary-is-decimal"),
+        pytest.param("1000M", "1G", id="decimal-steps-up"),
+        pytest.param("1000m", "1", id="milli-to-units"),
+        pytest.param("1.5", "1500m", id="fraction-to-milli"),
+        pytest.param("1e3", "1e3", id="exponent-stays"),
+        pytest.param("10Gi", "10Gi", id="already-canonical"),
+        pytest.param(2, "2", id="json-number"),
+    ],
+)
+def test_quantities_are_stored_in_canonical_form(written: Any, stored: str) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "q"},
+        "spec": {"resources": {"requests": {"storage": written}, "limits": {"storage": "1Ti"}}},
+    }
+    obj, _ = decode_object(body, gvk=PVC, mode="Strict")
+    assert obj["spec"]["resources"]["requests"] == {"storage": stored}
+    assert obj["spec"]["resources"]["limits"] == {"storage": "1Ti"}

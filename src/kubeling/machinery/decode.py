@@ -5,9 +5,11 @@ reports every unknown and duplicate field (``unknown field "spec.containers[0].f
 document order, and the first type mismatch (``json: cannot unmarshal string into Go struct
 field DeploymentSpec.spec.replicas of type int32``). kubeling has no Go structs; it walks the
 already-parsed JSON against the upstream schema (``machinery.schema``) and produces the same
-texts. JSON nulls are replaced on the way as Go would leave them (a zero value), so every
-object stored is one Go could have written. Duplicate keys vanish in an ordinary JSON parse, so ``loads`` parses with a pairs hook
-that keeps, only for objects that really have duplicates, the original key/value sequence.
+texts. JSON nulls are replaced on the way as Go would leave them (a zero value), and
+quantities are rewritten in their canonical form (``1.5Gi`` as ``1536Mi``), so every object
+stored is one Go could have written. Duplicate keys vanish in an ordinary JSON parse, so
+``loads`` parses with a pairs hook that keeps, only for objects that really have duplicates,
+the original key/value sequence.
 
 Speed matters (every write passes through here): each schema spot is compiled once into a
 small ``_Compiled`` record cached by the identity of its definition dict, and a value is only
@@ -655,10 +657,12 @@ class _Walk:
                     "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
                 )
             try:
-                parse_quantity(v)
+                canonical = parse_quantity(v).canonical()
             except QuantityError as e:
                 raise _Fatal(str(e)) from e
-            return v
+            # Go keeps a Quantity, not the text it was read from, so what is stored and
+            # served is the canonical form: 1.5Gi reads back as 1536Mi, 1000m as 1.
+            return v if canonical == v else canonical
         if kind == _INTSTR:
             if isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)):
                 return v
