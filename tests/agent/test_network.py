@@ -9,11 +9,18 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from kubeling.agent.errors import NetworkError
-from kubeling.agent.network import BridgeNetwork, ip, render_hosts, render_resolv_conf
+from kubeling.agent.network import (
+    NETNS_DIR,
+    BridgeNetwork,
+    ip,
+    render_hosts,
+    render_resolv_conf,
+)
 from tests.agent.conftest import link_exists, netns_names, requires_root
 
 SERVER = """
@@ -30,6 +37,16 @@ CLIENT = """
 import socket, sys
 c = socket.create_connection((sys.argv[1], 8080), timeout=10)
 print(c.recv(100).decode())
+"""
+
+REFUSED_PROBE = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], 9), timeout=10)
+except ConnectionRefusedError:
+    print("refused")
+except OSError as exc:
+    print(repr(exc))
 """
 
 
@@ -164,3 +181,85 @@ async def test_bridge_refuses_a_subnet_the_host_already_routes(tmp_path) -> None
     with pytest.raises(NetworkError, match="overlaps the host route"):
         await net.setup_pod("p")
     assert not link_exists("kltestclash")
+
+
+async def _peer_not_renamed(net: BridgeNetwork, uid: str) -> None:
+    netns, host_veth, peer = net._names(uid)
+    await ip("netns", "add", netns)
+    await ip("link", "add", host_veth, "type", "veth", "peer", "name", peer)
+    await ip("link", "set", peer, "netns", netns)
+
+
+async def _peer_left_on_the_host(net: BridgeNetwork, uid: str) -> None:
+    netns, host_veth, peer = net._names(uid)
+    await ip("netns", "add", netns)
+    await ip("link", "add", host_veth, "type", "veth", "peer", "name", peer)
+
+
+async def _eth0_without_address(net: BridgeNetwork, uid: str) -> None:
+    await _peer_not_renamed(net, uid)
+    netns, _host_veth, peer = net._names(uid)
+    await ip("-n", netns, "link", "set", peer, "name", "eth0")
+
+
+async def _everything_but_loopback(net: BridgeNetwork, uid: str) -> None:
+    await net.setup_pod(uid)
+    await ip("-n", net._names(uid)[0], "link", "set", "lo", "down")
+
+
+async def _host_veth_out_of_the_bridge(net: BridgeNetwork, uid: str) -> None:
+    await net.setup_pod(uid)
+    await ip("link", "set", net._names(uid)[1], "nomaster")
+
+
+async def _wrong_address(net: BridgeNetwork, uid: str) -> None:
+    await net.setup_pod(uid)
+    await ip("-n", net._names(uid)[0], "addr", "flush", "dev", "eth0")
+    await ip("-n", net._names(uid)[0], "addr", "add", "192.0.2.7/24", "dev", "eth0")
+
+
+async def _netns_file_never_mounted(net: BridgeNetwork, uid: str) -> None:
+    NETNS_DIR.mkdir(parents=True, exist_ok=True)
+    (NETNS_DIR / net._names(uid)[0]).touch()
+
+
+@requires_root
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        pytest.param(_peer_not_renamed, id="peer-in-netns-not-renamed"),
+        pytest.param(_peer_left_on_the_host, id="peer-never-moved"),
+        pytest.param(_eth0_without_address, id="eth0-without-address"),
+        pytest.param(_everything_but_loopback, id="loopback-down"),
+        pytest.param(_host_veth_out_of_the_bridge, id="host-veth-not-in-bridge"),
+        pytest.param(_wrong_address, id="foreign-address"),
+        pytest.param(_netns_file_never_mounted, id="netns-file-not-mounted"),
+    ],
+)
+async def test_setup_completes_a_network_an_agent_killed_half_way_left(
+    net_only: BridgeNetwork, break_it: Any
+) -> None:
+    await net_only.ensure_bridge()
+    await break_it(net_only, "pod-a")
+    a = await net_only.setup_pod("pod-a")
+    assert await net_only.check_pod("pod-a") == []
+    links = json.loads((await in_netns(a.netns, "ip", "-j", "-4", "addr", "show")).stdout)
+    assert {link["ifname"]: [(i["local"], i["prefixlen"]) for i in link["addr_info"]]
+            for link in links} == {"lo": [("127.0.0.1", 8)], "eth0": [(a.ip, 24)]}  # fmt: skip
+    assert all("UP" in link["flags"] for link in links)
+    assert not link_exists(net_only._names("pod-a")[2])
+    # and it carries traffic: the node's bridge address answers (refuses) a connection
+    probe = await in_netns(a.netns, sys.executable, "-c", REFUSED_PROBE, net_only.gateway)
+    assert probe.stdout.strip() == "refused", probe.stdout + probe.stderr
+
+
+@requires_root
+async def test_setup_completes_an_intact_pair_in_place(net_only: BridgeNetwork) -> None:
+    a = await net_only.setup_pod("pod-a")
+    before = json.loads((await in_netns(a.netns, "ip", "-j", "link", "show", "eth0")).stdout)
+    await ip("link", "set", a.host_veth, "down")
+    assert await net_only.check_pod("pod-a") == [f"host veth {a.host_veth} is down"]
+    assert await net_only.setup_pod("pod-a") == a
+    after = json.loads((await in_netns(a.netns, "ip", "-j", "link", "show", "eth0")).stdout)
+    assert after[0]["ifindex"] == before[0]["ifindex"]  # completed, not rebuilt
+    assert await net_only.check_pod("pod-a") == []

@@ -47,6 +47,11 @@ async def ip(*args: str, check: bool = True) -> str:
     return out.decode()
 
 
+def _is_mounted(path: Path) -> bool:
+    """A namespace is bind-mounted on the file (pathlib's is_mount sees directories only)."""
+    return os.path.ismount(path)
+
+
 @dataclass(frozen=True)
 class PodNetwork:
     """What a pod's containers join: the namespace path, and the pod's address."""
@@ -181,9 +186,17 @@ class BridgeNetwork:
         )
 
     async def setup_pod(self, pod_uid: str) -> PodNetwork:
-        """Namespace, veth into the bridge, address, loopback; idempotent per pod."""
+        """Namespace, veth into the bridge, address, loopback; idempotent and verified.
+
+        An agent killed part-way through a set-up leaves any prefix of its steps done (a
+        peer not yet renamed ``eth0``, an ``eth0`` without its address, a veth outside the
+        bridge), so what exists is never trusted: the namespace is inspected, a pair that
+        is only missing its address, up state or bridge port is completed, anything else
+        is rebuilt, and the result is checked again before the address is handed out.
+        The namespace itself is kept: containers adopted after a restart live in it.
+        """
         await self.ensure_bridge()
-        netns, host_veth, peer = self._names(pod_uid)
+        netns, host_veth, _peer = self._names(pod_uid)
         addr = self.allocate(pod_uid)
         result = PodNetwork(
             pod_uid=pod_uid,
@@ -194,26 +207,126 @@ class BridgeNetwork:
             gateway=self.gateway,
             host_veth=host_veth,
         )
-        if (NETNS_DIR / netns).exists() and await self._link_exists(host_veth):
+        await self._ensure_netns(netns)
+        problems = await self.check_pod(pod_uid)
+        if not problems:
             return result
-        try:
-            if not (NETNS_DIR / netns).exists():
-                await ip("netns", "add", netns)
-            if not await self._link_exists(host_veth):
-                await ip("link", "add", host_veth, "type", "veth", "peer", "name", peer)
-                await ip("link", "set", peer, "netns", netns)
-                await ip("-n", netns, "link", "set", peer, "name", "eth0")
-            await ip(
-                "-n", netns, "addr", "replace", f"{addr}/{self.subnet.prefixlen}", "dev", "eth0"
+        if await self._pair_intact(pod_uid):
+            log.info("Completing the network of pod %s: %s.", pod_uid, "; ".join(problems))
+            await self._configure(netns, host_veth, addr)
+            problems = await self.check_pod(pod_uid)
+        if problems:
+            log.info("Rebuilding the network of pod %s: %s.", pod_uid, "; ".join(problems))
+            await self._rebuild_links(pod_uid)
+            await self._configure(netns, host_veth, addr)
+            problems = await self.check_pod(pod_uid)
+        if problems:
+            raise NetworkError(
+                f"network of pod {pod_uid} is not usable after set-up: {'; '.join(problems)}"
             )
-            await ip("-n", netns, "link", "set", "eth0", "up")
-            await ip("-n", netns, "link", "set", "lo", "up")
-            await ip("link", "set", host_veth, "master", self.bridge)
-            await ip("link", "set", host_veth, "up")
-        except NetworkError:
-            await self.teardown_pod(pod_uid)
-            raise
         return result
+
+    async def _ensure_netns(self, netns: str) -> None:
+        path = NETNS_DIR / netns
+        # ``ip netns add`` creates the file, then bind-mounts a new namespace on it: killed
+        # in between, it leaves a plain file that would join containers to nothing.
+        if path.exists() and not _is_mounted(path):
+            await ip("netns", "del", netns, check=False)
+            path.unlink(missing_ok=True)
+        if not path.exists():
+            await ip("netns", "add", netns)
+
+    async def _links(self, pod_uid: str) -> tuple[Obj | None, dict[str, Obj], list[Obj]]:
+        """The host veth, the namespace's links by name (with addresses), its IPv4 routes."""
+        netns, host_veth, _peer = self._names(pod_uid)
+        host = json.loads(await ip("-j", "link", "show", "dev", host_veth, check=False) or "[]")
+        if not (NETNS_DIR / netns).exists():
+            return (host[0] if host else None), {}, []
+        links = json.loads(await ip("-n", netns, "-j", "addr", "show", check=False) or "[]")
+        routes = json.loads(await ip("-n", netns, "-j", "-4", "route", "show", check=False) or "[]")
+        return (host[0] if host else None), {link["ifname"]: link for link in links}, routes
+
+    async def check_pod(self, pod_uid: str) -> list[str]:
+        """What is wrong with the pod's network, in words; empty when it is usable: the
+        host veth up in the bridge, its peer ``eth0`` up with exactly the pod's address,
+        the subnet's route on ``eth0``, loopback up."""
+        netns, host_veth, peer = self._names(pod_uid)
+        addr = self.allocate(pod_uid)
+        if not _is_mounted(NETNS_DIR / netns):
+            return [f"network namespace {netns} is missing"]
+        host, links, routes = await self._links(pod_uid)
+        problems = []
+        if host is None:
+            problems.append(f"host veth {host_veth} is missing")
+        else:
+            if host.get("master") != self.bridge:
+                problems.append(f"host veth {host_veth} is not on bridge {self.bridge}")
+            if "UP" not in host.get("flags", []):
+                problems.append(f"host veth {host_veth} is down")
+        lo = links.get("lo")
+        if lo is None or "UP" not in lo.get("flags", []):
+            problems.append("lo is down")
+        if peer in links:
+            problems.append(f"veth peer {peer} was never renamed eth0")
+        eth0 = links.get("eth0")
+        if eth0 is None:
+            problems.append("eth0 is missing")
+            return problems
+        if host is not None and eth0.get("link_index") != host.get("ifindex"):
+            problems.append(f"eth0 is not the peer of {host_veth}")
+        if "UP" not in eth0.get("flags", []):
+            problems.append("eth0 is down")
+        have = [
+            f"{a.get('local')}/{a.get('prefixlen')}"
+            for a in eth0.get("addr_info", [])
+            if a.get("family") == "inet"
+        ]
+        want = f"{addr}/{self.subnet.prefixlen}"
+        if have != [want]:
+            problems.append(f"eth0 has IPv4 addresses {have or 'none'}, not [{want}]")
+        if not any(r.get("dst") == str(self.subnet) and r.get("dev") == "eth0" for r in routes):
+            problems.append(f"no route to {self.subnet} on eth0")
+        return problems
+
+    async def _pair_intact(self, pod_uid: str) -> bool:
+        """The host veth exists and its peer is this namespace's ``eth0``: only addresses,
+        up states and the bridge port can be missing, and those are set in place."""
+        host, links, _routes = await self._links(pod_uid)
+        eth0 = links.get("eth0")
+        return (
+            host is not None
+            and eth0 is not None
+            and eth0.get("link_index") == host.get("ifindex")
+            and self._names(pod_uid)[2] not in links
+        )
+
+    async def _rebuild_links(self, pod_uid: str) -> None:
+        """Remove every veth end of the pod, wherever it was left, and make a new pair.
+
+        The peer is created in the namespace already named ``eth0``, so no later kill can
+        leave it half-moved or unrenamed."""
+        netns, host_veth, peer = self._names(pod_uid)
+        for link in (host_veth, peer):
+            if await self._link_exists(link):
+                await ip("link", "del", link, check=False)
+        _host, links, _routes = await self._links(pod_uid)
+        for name in ("eth0", peer):
+            if name in links:
+                await ip("-n", netns, "link", "del", name, check=False)
+        await ip("link", "add", host_veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
+
+    async def _configure(self, netns: str, host_veth: str, addr: str) -> None:
+        await ip("link", "set", host_veth, "master", self.bridge)
+        await ip("link", "set", host_veth, "up")
+        want = f"{addr}/{self.subnet.prefixlen}"
+        shown = json.loads(await ip("-n", netns, "-j", "-4", "addr", "show", "dev", "eth0"))
+        for info in shown[0].get("addr_info", []) if shown else []:
+            if f"{info.get('local')}/{info.get('prefixlen')}" != want:
+                await ip("-n", netns, "addr", "del", f"{info['local']}/{info['prefixlen']}",
+                         "dev", "eth0")  # fmt: skip
+        await ip("-n", netns, "addr", "replace", want, "dev", "eth0")
+        await ip("-n", netns, "link", "set", "eth0", "up")
+        await ip("-n", netns, "link", "set", "lo", "up")
 
     async def teardown_pod(self, pod_uid: str) -> None:
         """Remove the pod's namespace, veth and address; safe after a partial set-up."""
