@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 ORPHAN = "orphan"
 FOREGROUND = "foregroundDeletion"
 SKIPPED: tuple[ResourceInfo, ...] = (EVENTS, EVENTS_V1)
+UNSEEN_DEPENDENT_RETRY = 0.2
+"""Seconds before an owner waiting on a dependent its informer has not delivered is rechecked."""
 
 
 @dataclass(kw_only=True)
@@ -95,6 +97,7 @@ class GarbageCollector(Controller):
     ) -> None:
         super().__init__(workers=workers)
         self.client = client
+        self.resources = [resource for resource, _ in informers]
         self.nodes: dict[str, Node] = {}
         self.dependents: dict[str, set[str]] = {}
         """owner uid → dependent uids; kept even while the owner is not (yet) observed."""
@@ -189,7 +192,20 @@ class GarbageCollector(Controller):
         if node.owners:
             await self._attempt_to_delete(node)
 
-    async def _attempt_to_delete(self, node: Node) -> None:
+    async def _attempt_to_delete(self, cached: Node) -> None:
+        # The graph may be behind the API (an orphaning patch that just stripped the owner
+        # reference, say): decide on the object as it is now, as upstream's GC does.
+        try:
+            live = await self.client.get(
+                cached.resource, name=cached.name, namespace=cached.namespace
+            )
+        except NotFound:
+            return
+        if objects.uid(live) != cached.uid:
+            return
+        node = Node(resource=cached.resource, obj=live, dependents=cached.dependents)
+        if not node.owners:
+            return
         solid: list[Obj] = []
         dangling: list[Obj] = []
         waiting: list[Obj] = []
@@ -292,14 +308,17 @@ class GarbageCollector(Controller):
             return
 
     async def _orphan_dependents(self, owner: Node) -> None:
-        for dep in self.dependents_of(owner.uid):
+        # Orphaning, like the end of a foreground deletion, is final: a dependent the graph
+        # has not seen yet (its informer lags the API) would lose its owner and then be
+        # collected as dangling. Both are rare, so the dependents are read live instead.
+        for dep in await self._live_dependents(owner):
             log.info("Garbage collector orphans %s from %s.", dep.describe(), owner.describe())
             await self._patch_owner_refs(dep, [{"$patch": "delete", "uid": owner.uid}])
         await self._remove_finalizer(owner, ORPHAN)
 
     async def _process_deleting_dependents(self, owner: Node) -> None:
         blocking = []
-        for dep in self.dependents_of(owner.uid):
+        for dep in await self._live_dependents(owner):
             for ref in dep.owners:
                 if ref.get("uid") == owner.uid and ref.get("blockOwnerDeletion") is True:
                     blocking.append(dep)
@@ -309,7 +328,32 @@ class GarbageCollector(Controller):
             return
         for dep in blocking:
             if not dep.deleting:
-                self.enqueue(dep.uid)
+                if dep.uid in self.nodes:
+                    self.enqueue(dep.uid)
+                else:
+                    # Not in the graph yet: condemn it once its informer delivers it, and
+                    # look at the owner again meanwhile.
+                    self.enqueue_after(owner.uid, UNSEEN_DEPENDENT_RETRY)
+
+    async def _live_dependents(self, owner: Node) -> list[Node]:
+        """The objects whose owner references name ``owner``, read from the API server
+        (metadata only) rather than the graph: those the informers already delivered and
+        those still on their way."""
+        found: list[Node] = []
+        for resource in self.resources:
+            if resource.namespaced and not owner.namespace:
+                namespace = ""  # a cluster-scoped owner may own objects in any namespace
+            elif resource.namespaced:
+                namespace = owner.namespace
+            elif owner.namespace:
+                continue  # a namespaced owner cannot own a cluster-scoped object
+            else:
+                namespace = ""
+            listed = await self.client.list(resource, namespace=namespace, metadata_only=True)
+            for item in listed.get("items") or []:
+                if owner.uid in _owner_uids(item):
+                    found.append(Node(resource=resource, obj=item))
+        return found
 
     async def _remove_finalizer(self, node: Node, finalizer: str) -> None:
         async def attempt() -> None:
