@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from kubeling.machinery import resources as r
 from tests.registry.test_kinds_support import create, tutorial, update
 
@@ -100,8 +102,33 @@ def test_pvc_bound_claim_may_grow_but_not_shrink() -> None:
     shrunk = copy.deepcopy(old)
     shrunk["spec"]["resources"]["requests"]["storage"] = "500Mi"
     assert update(r.PERSISTENTVOLUMECLAIMS, shrunk, old)[1] == [
-        "spec.resources.requests.storage: Forbidden: field can not be less than previous value"
+        "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
     ]
+
+
+@pytest.mark.parametrize(
+    ("request_", "errors"),
+    [
+        pytest.param("3Gi", [], id="above-capacity-recovers"),
+        pytest.param(
+            "1Gi",
+            [
+                "spec.resources.requests.storage: Forbidden: field can not be less than status.capacity"
+            ],
+            id="down-to-capacity",
+        ),
+    ],
+)
+def test_pvc_request_may_come_back_down_to_recover_a_failed_expansion(
+    request_: str, errors: list[str]
+) -> None:
+    # RecoverVolumeExpansionFailure (on by default in 1.32): asked 5Gi, the volume has 1Gi.
+    old, _ = create(r.PERSISTENTVOLUMECLAIMS, pvc(volumeName="pv1"))
+    old["spec"]["resources"]["requests"]["storage"] = "5Gi"
+    old["status"] = {"phase": "Bound", "capacity": {"storage": "1Gi"}}
+    lowered = copy.deepcopy(old)
+    lowered["spec"]["resources"]["requests"]["storage"] = request_
+    assert update(r.PERSISTENTVOLUMECLAIMS, lowered, old)[1] == errors
 
 
 def test_pvc_spec_immutable_except_binding_and_bound_requests() -> None:
@@ -112,8 +139,8 @@ def test_pvc_spec_immutable_except_binding_and_bound_requests() -> None:
     resized = copy.deepcopy(old)
     resized["spec"]["resources"]["requests"]["storage"] = "2Gi"
     assert update(r.PERSISTENTVOLUMECLAIMS, resized, old)[1] == [
-        "spec: Forbidden: spec is immutable after creation except resources.requests for bound "
-        "claims"
+        "spec: Forbidden: spec is immutable after creation except resources.requests and "
+        "volumeAttributesClassName for bound claims"
     ]
     modes = copy.deepcopy(old)
     modes["spec"]["accessModes"] = ["ReadWriteMany"]

@@ -60,7 +60,8 @@ PV_SOURCES: Final = (
 """PersistentVolumeSource fields in ``ValidatePersistentVolumeSpec``'s order."""
 
 CLAIM_UPDATE_FORBIDDEN: Final = (
-    "spec is immutable after creation except resources.requests for bound claims"
+    "spec is immutable after creation except resources.requests and volumeAttributesClassName "
+    "for bound claims"
 )
 
 
@@ -183,11 +184,19 @@ class PersistentVolumeClaimStrategy(PrintedStrategy):
         new_size = quantity(
             (((new.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
         )
-        if old_size is not None and new_size is not None and new_size < old_size:
+        capacity = quantity(((old.get("status") or {}).get("capacity") or {}).get("storage"))
+        # RecoverVolumeExpansionFailure (beta, on by default since 1.32): a request may come
+        # back down to recover from a failed expansion, but never to what the volume has.
+        if (
+            old_size is not None
+            and new_size is not None
+            and new_size < old_size
+            and not new_size > (capacity if capacity is not None else 0)
+        ):
             errs.append(
                 f.forbidden(
                     Path("spec.resources.requests.storage"),
-                    "field can not be less than previous value",
+                    "field can not be less than status.capacity",
                 )
             )
         errs.extend(
