@@ -600,7 +600,7 @@ class PodWorker:
             code = st.exit_code if st.exit_code is not None else 137
             term: Obj = {
                 "exitCode": code,
-                "reason": "Completed" if code == 0 else "Error",
+                "reason": "OOMKilled" if st.oom_killed else "Completed" if code == 0 else "Error",
                 "startedAt": st.started_at or (rec.state.get("running") or {}).get("startedAt"),
                 "finishedAt": st.finished_at or now_rfc3339(),
                 "containerID": rec.container_id,

@@ -62,6 +62,9 @@ class ContainerStatus:
     started_at: str = ""
     finished_at: str = ""
     """RFC 3339 UTC timestamps; empty when not known."""
+    oom_killed: bool = False
+    """The container's memory cgroup OOM-killed one of its processes (upstream's reason
+    ``OOMKilled``, whatever the exit code)."""
 
 
 @dataclass(frozen=True)

@@ -511,6 +511,7 @@ class RuncRuntime(ContainerRuntime):
                 exit_code=int(record["exitCode"]),
                 started_at=started,
                 finished_at=record.get("finishedAt", ""),
+                oom_killed=bool(record.get("oomKilled")),
             )
         state = await self._runc_state(container_id)
         if state is None:

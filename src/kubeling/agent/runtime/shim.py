@@ -7,6 +7,12 @@ file in the CRI format the kubelet serves logs from: ``<RFC3339Nano> <stream> <P
 exit code, 128+signal for a signal — ``exit.json`` is written by rename, which is what the
 runtime waits for.
 
+``runc run --keep`` leaves the stopped container, and with it its cgroup, in place: the
+shim reads the memory cgroup's ``oom_kill`` counter (v1 ``memory.oom_control``, v2
+``memory.events``) into ``exit.json`` and only then deletes the container. Without
+``--keep`` runc destroys the cgroup as it returns, and with it the only record of an OOM
+kill (v1 counters are not hierarchical, so no parent keeps it either).
+
 Run as ``python -I shim.py --runc R --root D --bundle B --id ID --log L``.
 """
 
@@ -44,6 +50,30 @@ def copy_stream(src: IO[bytes], stream: str, out: IO[bytes], lock: threading.Loc
             out.flush()
 
 
+def oom_kills(runc_root: str, container_id: str) -> int | None:
+    """How many processes the container's memory cgroup OOM-killed; None when unknown."""
+    try:
+        with open(os.path.join(runc_root, container_id, "state.json"), encoding="utf-8") as f:
+            paths = json.load(f).get("cgroup_paths") or {}
+    except (OSError, ValueError):
+        return None
+    candidates = []
+    if paths.get("memory"):
+        candidates.append(os.path.join(paths["memory"], "memory.oom_control"))
+    if paths.get(""):
+        candidates.append(os.path.join(paths[""], "memory.events"))
+    for path in candidates:
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubeling-shim")
     for opt in ("--runc", "--root", "--bundle", "--id", "--log"):
@@ -60,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--root",
                 args.root,
                 "run",
+                "--keep",
                 "--bundle",
                 args.bundle,
                 "--pid-file",
@@ -81,8 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         code = proc.wait()
         for t in threads:
             t.join()
+    finished = timestamp()[:19] + "Z"
+    kills = oom_kills(args.root, args.id)
+    subprocess.run(
+        [args.runc, "--root", args.root, "delete", "--force", args.id],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    record = {"exitCode": code, "finishedAt": finished, "oomKilled": bool(kills)}
     tmp = state / "exit.json.tmp"
-    tmp.write_text(json.dumps({"exitCode": code, "finishedAt": timestamp()[:19] + "Z"}))
+    tmp.write_text(json.dumps(record))
     os.rename(tmp, state / "exit.json")
     return 0
 
