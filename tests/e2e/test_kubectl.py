@@ -322,6 +322,19 @@ def test_validate_warn_prints_server_warning_and_succeeds(shared_kubeling: Kubel
     assert 'strict decoding error: unknown field "bogus"' in r.stderr
 
 
+def test_validate_warn_keeps_the_warning_when_the_request_is_refused(
+    shared_kubeling: Kubeling,
+) -> None:
+    k = shared_kubeling
+    ns = _ns(k, "warn-refused")
+    manifest = CM.format(ns=ns).replace("\ndata:\n", "\nbogus: 1\ndata:\n")
+    manifest = manifest.replace("name: settings", "name: Not_Valid")
+    r = k.kubectl("create", "--validate=warn", "-f", "-", input=manifest)
+    assert r.returncode == 1
+    assert 'Warning: unknown field "bogus"' in r.stderr
+    assert 'ConfigMap "Not_Valid" is invalid: metadata.name: Invalid value' in r.stderr
+
+
 def test_unknown_resource_type_is_reported_by_kubectl(shared_kubeling: Kubeling) -> None:
     r = shared_kubeling.kubectl("get", "nosuchthings")
     assert r.returncode == 1

@@ -23,9 +23,11 @@ import orjson
 from kubeling.apiserver import negotiation
 from kubeling.apiserver.http import (
     NOT_ALLOWED,
+    Message,
     Request,
     Send,
     respond,
+    respond_error,
     respond_json,
     warning_headers,
 )
@@ -159,6 +161,25 @@ class ResourceHandler:
 
     async def handle(self, req: Request, send: Send, target: Target, user: UserInfo) -> None:
         ctx = build_context(req, user)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._dispatch(req, tracked, target, ctx, user)
+        except StatusError as e:
+            if started or not ctx.warnings:
+                raise
+            # Upstream records warnings as it decodes, so a request refused afterwards
+            # still carries them (kubectl prints "Warning: unknown field ..." before the error).
+            await respond_error(send, e, headers=warning_headers(ctx.warnings))
+
+    async def _dispatch(
+        self, req: Request, send: Send, target: Target, ctx: RequestContext, user: UserInfo
+    ) -> None:
         method = req.method
         store = self._registry.store(target.info)
         ns, name, sub = target.namespace, target.name, target.subresource
