@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Final
 import orjson
 
 from kubeling.machinery import decode as decoding
-from kubeling.machinery import managedfields
+from kubeling.machinery import managedfields, objects
 from kubeling.machinery import schema as schemas
-from kubeling.machinery.errors import Conflict, Invalid, NotFound
+from kubeling.machinery.errors import Conflict, Invalid, NotFound, RequestEntityTooLarge
 from kubeling.machinery.field import FieldError, invalid_error
 from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry import codec, conversion, meta
@@ -48,6 +48,9 @@ MAX_ATTEMPTS: Final = 16
 FRESH_WAIT: Final = 3.0
 """upstream's watch cache ``blockTimeout``: how long a read at a resourceVersion the store has
 not reached yet waits for it before the 504 ``Too large resource version``."""
+MAX_OBJECT_BYTES: Final = 1_572_864
+"""The largest object the store takes: etcd's default request limit (1.5 MiB), which bounds
+every upstream object. A ConfigMap or Secret at its own 1 MiB data limit fits."""
 
 # Anything orjson would change on the way through (YAML timestamps, dict subclasses such as
 # decode's DuplicateKeysDict, integers beyond 64 bits, non-string keys) makes it raise here.
@@ -146,7 +149,15 @@ class StoreBase:
         return self.to_served(internal)
 
     def _stored_bytes(self, internal: Obj) -> bytes:
-        return codec.encode(internal)
+        data = codec.encode(internal)
+        if len(data) > MAX_OBJECT_BYTES:
+            # Upstream hears etcd's "request is too large" and answers it as a 500 (a known
+            # wart: clients retry it); the same words, as the 413 they deserve.
+            raise RequestEntityTooLarge(
+                f"etcdserver: request is too large ({self.info.kind} {objects.name(internal)!r} "
+                f"takes {len(data)} bytes stored; the limit is {MAX_OBJECT_BYTES})"
+            )
+        return data
 
     async def read(self, namespace: str, name: str) -> tuple[KeyValue, Obj]:
         """The current object (internal form) and its key-value; ``NotFound`` if absent."""
