@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,9 +91,12 @@ def assert_nothing_left(
     netns_before: set[str],
     *,
     pod_uids: set[str] | None = None,
+    kept_pod_dirs: Collection[str] = (),
 ) -> None:
     """Nothing of ``data_dir``/``network`` is left. With ``pod_uids`` only those pods'
-    namespaces are checked, so other clusters running on the machine do not interfere."""
+    namespaces are checked, so other clusters running on the machine do not interfere.
+    ``kept_pod_dirs``: pods still bound when the agent stopped, whose directories (and
+    nothing mounted in them) an agent stop keeps for the next start."""
     assert mounts.mounts_under(data_dir) == []
     runc_root = data_dir / "runc" / "root"
     if runc_root.exists():
@@ -104,7 +107,8 @@ def assert_nothing_left(
             check=True,
         ).stdout
         assert out.strip() == ""
-    assert not (data_dir / "pods").exists() or list((data_dir / "pods").iterdir()) == []
+    pods = data_dir / "pods"
+    assert not pods.exists() or {d.name for d in pods.iterdir()} <= set(kept_pod_dirs)
     if network is not None:
         if pod_uids is not None:
             assert {network._names(u)[0] for u in pod_uids} & netns_names() == set()

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from kubeling.agent import mounts
 from kubeling.agent.kubelet import Kubelet
 from kubeling.agent.network import BridgeNetwork
 from kubeling.client.local import LocalClient
@@ -95,7 +97,9 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     try:
         yield env
     finally:
-        assert_nothing_left(data_dir, network, before, pod_uids=env.uids)
+        # An agent stop keeps the directories of pods still bound (nothing mounted in them).
+        bound = {p["metadata"]["uid"] for p in (await env.client.list(PODS))["items"]}
+        assert_nothing_left(data_dir, network, before, pod_uids=env.uids, kept_pod_dirs=bound)
         await backend.close()
 
 
@@ -381,3 +385,143 @@ async def test_container_without_command_waits_and_ends_at_sigterm(env: Env) -> 
         await wait_until(deleted, 20, what="the pod gone before its grace period ran out")
     finally:
         await k.stop()
+
+
+async def run_in(k: Kubelet, pod: str, *argv: str) -> bytes:
+    """Run ``argv`` in container ``c`` of ``pod``; its stdout (the exit code must be 0)."""
+    worker = k.find_pod("default", pod)
+    assert worker is not None and worker.sandbox is not None
+    session = await worker.sandbox.exec("c", list(argv))
+    await session.close_stdin()
+    out = b""
+    while chunk := await session.read_stdout():
+        out += chunk
+    assert await session.wait() == 0
+    session.close()
+    return out
+
+
+async def agent_logs(k: Kubelet, pod: str, **query: str) -> str:
+    """The agent endpoint's ``containerLogs`` answer, as the API server's proxy gets it."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{k.port}") as http:
+        r = await http.get(
+            f"/containerLogs/default/{pod}/c",
+            params=query,
+            headers={"Authorization": f"Bearer {k.server_token}"},
+        )
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+@requires_root
+@requires_runc
+async def test_stop_and_start_keeps_empty_dir_data_and_counts_a_restart(env: Env) -> None:
+    script = (
+        "echo run-$(cat /d/runs 2>/dev/null | wc -l); echo x >> /d/runs; "
+        "trap 'exit 143' TERM; while :; do sleep 1 & wait $!; done"
+    )
+    first = env.kubelet()
+    await first.start()
+    try:
+        pod = await env.create_pod(
+            "keep",
+            {"command": ["sh", "-c", script], "volumeMounts": [{"name": "d", "mountPath": "/d"}]},
+            volumes=[{"name": "d", "emptyDir": {}}],
+        )
+        uid = pod["metadata"]["uid"]
+
+        async def running(count: int) -> Obj | None:
+            cs = await env.container("keep")
+            ok = "running" in (cs.get("state") or {}) and cs.get("restartCount") == count
+            return cs if ok else None
+
+        await wait_until(lambda: running(0), 20, what="keep running")
+        await run_in(first, "keep", "sh", "-c", "echo precious > /d/marker")
+    finally:
+        await first.stop()
+    # SIGTERM to kubeling up: nothing of the pod is left running or mounted ...
+    assert mounts.mounts_under(env.data_dir) == []
+    assert runc_pid(env.data_dir, f"{uid}_c") == 0
+    assert env.network._names(uid)[0] not in netns_names()
+    # ... but the pod is still bound, so its directory (and emptyDir) stays.
+    kept = env.data_dir / "pods" / uid / "volumes" / "kubernetes.io~empty-dir" / "d" / "marker"
+    assert kept.read_text() == "precious\n"
+
+    second = env.kubelet()
+    await second.start()
+    try:
+        cs = await wait_until(lambda: running(1), 20, what="keep restarted by the new agent")
+        term = cs["lastState"]["terminated"]
+        assert (term["exitCode"], term["reason"]) == (143, "Error")
+        assert term["finishedAt"] >= term["startedAt"]
+        assert await run_in(second, "keep", "cat", "/d/marker") == b"precious\n"
+
+        async def logged() -> bool:
+            return "run-1" in await agent_logs(second, "keep")
+
+        await wait_until(logged, 10, what="the second run's log")
+        previous = await agent_logs(second, "keep", previous="true")
+        assert "run-0" in previous and "run-1" not in previous
+    finally:
+        await second.stop()
+    assert mounts.mounts_under(env.data_dir) == []
+
+
+@requires_root
+@requires_runc
+async def test_restart_mid_deletion_keeps_the_rest_of_the_grace_period(
+    env: Env, tmp_path: Path
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    out = shared / "log"
+    # The TERM handler needs 6 s: far more than a restarted agent takes to start, far less
+    # than the 60 s grace period. A SIGKILL at restart would leave "exiting" unwritten.
+    script = (
+        "trap 'sleep 6; echo exiting >> /out/log; exit 0' TERM; while :; do sleep 1 & wait $!; done"
+    )
+    first = env.kubelet()
+    await first.start()
+    try:
+        await env.create_pod(
+            "grace",
+            {
+                "command": ["sh", "-c", script],
+                "lifecycle": {
+                    "preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /out/log"]}}
+                },
+                "volumeMounts": [{"name": "out", "mountPath": "/out"}],
+            },
+            volumes=[{"name": "out", "hostPath": {"path": str(shared)}}],
+            terminationGracePeriodSeconds=60,
+        )
+
+        async def running() -> bool:
+            return "running" in ((await env.container("grace")).get("state") or {})
+
+        await wait_until(running, 20, what="grace running")
+        await env.client.delete(PODS, name="grace", namespace="default")
+        await wait_until(
+            lambda: out.exists() and "prestop" in out.read_text(), 20, what="the preStop hook"
+        )
+    except BaseException:
+        await first.stop()
+        raise
+    await crash(first)  # kill -9 of kubeling up, mid-deletion
+    second = env.kubelet()
+    await second.start()
+    try:
+
+        async def deleted() -> bool:
+            try:
+                await env.client.get(PODS, name="grace", namespace="default")
+            except NotFound:
+                return True
+            return False
+
+        await wait_until(deleted, 40, what="the pod deleted after its TERM handler")
+        lines = out.read_text().splitlines()
+        assert lines.count("prestop") == 1  # not run again by the restarted agent
+        assert "exiting" in lines  # SIGTERM and the rest of the grace, not SIGKILL
+    finally:
+        await second.stop()

@@ -112,7 +112,7 @@ async def api(
         uids = {p["metadata"]["uid"] for p in (await cluster.local_client().list(PODS))["items"]}
         await cluster.stop()
         assert mounts.mounts_under(tmp_path) == []
-        assert_nothing_left(tmp_path / "agent", network, before, pod_uids=uids)
+        assert_nothing_left(tmp_path / "agent", network, before, pod_uids=uids, kept_pod_dirs=uids)
 
 
 def _ssl(api: Api) -> ssl.SSLContext:

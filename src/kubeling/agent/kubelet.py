@@ -16,8 +16,11 @@ and no pods here costs the agent nothing (upstream's kubelet goes further, one w
 referenced object; with pods per namespace few, a namespace watch is the simpler middle).
 
 An agent that starts where an earlier one left containers running adopts those of pods
-still bound here and removes everything else (``Node.recover``). ``stop`` tears every
-pod down (containers, mounts, namespaces; logs kept) and removes the bridge it created.
+still bound here and removes everything else (``Node.recover``). ``stop`` stops every
+container and undoes every mount and namespace, and removes the bridge it created; the
+directories of pods still bound here stay (disk emptyDirs, the records of each
+container's stop), so the next agent starts those pods again as a restart of their
+containers (``restartCount`` + 1, ``lastState``, ``logs --previous``). Logs are kept.
 """
 
 from __future__ import annotations
@@ -284,6 +287,9 @@ class Kubelet:
             *(w.stop_containers(min(w.grace(), self.shutdown_grace)) for w in workers),
             return_exceptions=True,
         )
+        # Pods still bound here keep their directories (disk emptyDirs, stop records) for
+        # the next agent, as a node reboot keeps them upstream.
+        bound = {w.uid for w in workers if not (w.gone or w.terminal)}
         self.workers.clear()
         # Once the containers are stopped (a preStop hook may still resolve names), and
         # before the bridge and its address go away with the node's shutdown.
@@ -293,7 +299,7 @@ class Kubelet:
             except Exception:
                 log.exception("Stopping a service on the pod bridge failed.")
         try:
-            await self.node.shutdown(grace_seconds=self.shutdown_grace)
+            await self.node.shutdown(grace_seconds=self.shutdown_grace, keep=bound)
         except Exception as exc:
             log.warning("Node agent stop: %s", exc)
         await self.node.runtime.close()
@@ -301,7 +307,7 @@ class Kubelet:
             await self.server.stop()  # type: ignore[attr-defined]
             self.server = None
         await self.recorder.close()
-        log.info("Node agent for %s stopped; its pods are torn down.", self.node_name)
+        log.info("Node agent for %s stopped; its pods' containers are stopped.", self.node_name)
 
     # --- lookups for workers ---------------------------------------------------------------
 

@@ -12,6 +12,12 @@ network, image store) and the node layout:
 ``PodSandbox.create`` is idempotent — calling it for a pod whose namespace and containers
 already exist (an agent restart) attaches to them — and ``teardown`` works from whatever
 is on disk, so it also cleans up after a set-up that failed half-way.
+
+An agent stop (``Node.shutdown`` with ``keep``) stops every container and undoes every
+mount, overlay and namespace, but leaves the directory of each pod still bound to the
+node: disk emptyDirs keep their files (as upstream's keep theirs over a node reboot;
+``medium: Memory`` ones are lost), and the worker's per-container stop records
+(``containers/<name>/agent-stop.json``) let the next agent count the restart.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from kubeling.agent.volumes import (
     resolve_sub_path,
     teardown_pod_volumes,
 )
+from kubeling.agent.volumes.base import teardown_dir
 from kubeling.machinery.types import Obj
 
 log = logging.getLogger(__name__)
@@ -106,12 +113,24 @@ class Node:
             gone.append(uid)
         return adopted, gone
 
-    async def shutdown(self, *, grace_seconds: float = 30) -> None:
-        """Agent stop: every pod torn down, then the bridge if kubeling created it."""
+    async def shutdown(self, *, grace_seconds: float = 30, keep: Iterable[str] = ()) -> None:
+        """Agent stop: every pod torn down, then the bridge if kubeling created it.
+
+        The pods in ``keep`` (still bound to this node) lose their containers, mounts and
+        namespace too, but keep their directory (disk emptyDirs, stop records) for the
+        next agent; every other pod goes entirely. Logs are kept either way.
+        """
+        kept = set(keep)
         uids = self.known_pod_uids() | {i.pod_uid for i in await self.runtime.list_containers()}
         results = await asyncio.gather(
             *(
-                teardown_pod(self, uid, grace_seconds=grace_seconds, keep_logs=True)
+                teardown_pod(
+                    self,
+                    uid,
+                    grace_seconds=grace_seconds,
+                    keep_logs=True,
+                    keep_dir=uid in kept,
+                )
                 for uid in sorted(uids)
             ),
             return_exceptions=True,
@@ -433,8 +452,13 @@ async def teardown_pod(
     grace_seconds: float = 0,
     log_dir: Path | None = None,
     keep_logs: bool = False,
+    keep_dir: bool = False,
 ) -> None:
     """Stop and remove everything of one pod; each step runs even if an earlier one failed.
+
+    ``keep_dir`` (an agent stop with the pod still bound here) unmounts everything under
+    the pod directory and removes every volume but the disk emptyDirs, and keeps the rest
+    of the directory (see ``release_pod_dir``).
 
     The pod's containers are the ids of ``container_names`` (what the caller knows of the
     pod) and whatever the runtime lists for it; a failed listing (runc's fails when
@@ -462,18 +486,24 @@ async def teardown_pod(
 
     await asyncio.gather(*(stop_and_remove(cid) for cid in sorted(ids)))
     pod_dir = node.pod_dir(pod_uid)
-    for volume in list(volumes):
+    if keep_dir:
         try:
-            await asyncio.to_thread(volume.teardown)
+            await asyncio.to_thread(release_pod_dir, pod_dir)
         except (AgentError, OSError) as exc:
-            errors.append(f"volume {volume.name}: {exc}")
-    try:
-        await asyncio.to_thread(teardown_pod_volumes, pod_dir)
-        await asyncio.to_thread(mounts.unmount_all_under, pod_dir)
-        if pod_dir.exists():
-            shutil.rmtree(pod_dir)
-    except (AgentError, OSError) as exc:
-        errors.append(f"pod directory: {exc}")
+            errors.append(f"pod directory: {exc}")
+    else:
+        for volume in list(volumes):
+            try:
+                await asyncio.to_thread(volume.teardown)
+            except (AgentError, OSError) as exc:
+                errors.append(f"volume {volume.name}: {exc}")
+        try:
+            await asyncio.to_thread(teardown_pod_volumes, pod_dir)
+            await asyncio.to_thread(mounts.unmount_all_under, pod_dir)
+            if pod_dir.exists():
+                shutil.rmtree(pod_dir)
+        except (AgentError, OSError) as exc:
+            errors.append(f"pod directory: {exc}")
     if node.network is not None:
         try:
             await node.network.teardown_pod(pod_uid)
@@ -492,3 +522,33 @@ async def teardown_pod(
             shutil.rmtree(d, ignore_errors=True)
     if errors:
         raise AgentError(f"teardown of pod {pod_uid} incomplete: " + "; ".join(errors))
+
+
+EMPTY_DIR_PLUGIN = "kubernetes.io~empty-dir"
+
+
+def release_pod_dir(pod_dir: Path) -> None:
+    """Leave a pod's directory as a node reboot would: nothing mounted under it, disk
+    emptyDirs with their files, every other volume removed (ConfigMaps, Secrets, tokens
+    and the rest are written again when the pod starts on the next agent), ``medium:
+    Memory`` emptyDirs emptied, and the termination-message files gone (a new run gets
+    an empty one; the last message is in the worker's stop record)."""
+    if not pod_dir.exists():
+        return
+    volumes = pod_dir / "volumes"
+    empty_dirs = volumes / EMPTY_DIR_PLUGIN
+    if empty_dirs.is_dir():
+        for child in sorted(empty_dirs.iterdir()):
+            if mounts.is_mount_point(child):
+                teardown_dir(child)  # a tmpfs: its bytes are gone with the mount
+    mounts.unmount_all_under(pod_dir)
+    if volumes.is_dir():
+        for plugin in sorted(volumes.iterdir()):
+            if plugin.name != EMPTY_DIR_PLUGIN:
+                teardown_dir(plugin)
+    # Stable copies of atomically written volumes' subPaths (made again at container start).
+    teardown_dir(pod_dir / "volume-subpaths")
+    containers = pod_dir / "containers"
+    if containers.is_dir():
+        for term in containers.glob("*/termination-log"):
+            term.unlink(missing_ok=True)
