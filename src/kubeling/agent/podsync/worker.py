@@ -15,7 +15,19 @@ a back-off expiring) and otherwise sleeps. Each sync moves the pod as far as it 
 
 Deletion is graceful: SIGTERM, the pod's grace period, SIGKILL, teardown of every mount
 and the namespace, then the pod object is deleted with grace 0 and a UID precondition (so
-a pod re-created under the same name is never touched).
+a pod re-created under the same name is never touched). A worker that finds its pod
+already terminating (the agent restarted mid-deletion) adopts the containers still
+running, sends them SIGTERM again and gives them what is left of the grace period
+(``metadata.deletionTimestamp`` is when it ends); a preStop hook that already ran (its
+marker is in the pod directory) is not run again.
+
+Agent restarts: ``stop_containers`` (the agent's stop) writes each container's last
+termination to ``<pod dir>/containers/<name>/agent-stop.json``; the next agent's worker
+reads it back, so the container is started again as a restart (``restartCount`` + 1,
+``lastState.terminated`` from the record, the previous run's log kept for ``--previous``),
+init containers run again (the sandbox is new, as upstream re-runs them after a node
+reboot), and ``restartPolicy`` decides as for any exit: a ``Never`` pod whose container
+was stopped ends Failed.
 
 Service-account tokens: unless ``automountServiceAccountToken`` is false on the pod or its
 ServiceAccount, the worker adds the volume upstream's admission plugin would add
@@ -51,7 +63,7 @@ from kubeling.agent.podsync.status import (
 from kubeling.agent.quantity import to_bytes
 from kubeling.agent.runtime.base import ContainerStatus
 from kubeling.agent.sandbox import PodSandbox, container_id, teardown_pod
-from kubeling.agent.volumes import PreparedVolume, SubPathDirectoryError, VolumeSources
+from kubeling.agent.volumes import PreparedVolume, VolumeSources
 from kubeling.client.events import NORMAL, WARNING
 from kubeling.machinery.errors import Conflict, NotFound, StatusError
 from kubeling.machinery.resources import PODS, SERVICEACCOUNTS
@@ -66,6 +78,13 @@ SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 TOKEN_SECONDS = 3607
 """What upstream's admission plugin asks for the automounted token."""
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+STOP_RECORD = "agent-stop.json"
+"""Per container, in the pod directory: its last termination, written at agent stop."""
+PRE_STOP_MARKER = "pre-stop-ran"
+"""Per container, in the pod directory: its preStop hook ran for the pod's deletion."""
+MIN_GRACE = 2.0
+"""upstream's minimumGracePeriodInSeconds: what SIGTERM gets at least, after a preStop hook
+or when the deletion's grace period ran out while no agent was there."""
 TEARDOWN_RETRY_FIRST = 0.2
 TEARDOWN_RETRY_MAX = 30.0
 """Back-off between attempts to tear a deleted pod down (seconds)."""
@@ -118,6 +137,9 @@ class PodWorker:
         self._tokens: dict[tuple[str | None, int], tuple[bytes, float]] = {}
         self._automount_volume = ""
         self._pod_reason: tuple[str, str] | None = None
+        self._rerun_init: set[str] = set()
+        """Init containers that succeeded before the agent stopped: run again, as the
+        sandbox they prepared is new."""
 
     # --- the outside's side ----------------------------------------------------------------
 
@@ -320,6 +342,68 @@ class PodWorker:
                 restart_count=counts.get(c["name"], 0),
                 state={"waiting": {"reason": waiting}},
             )
+        last = {
+            s.get("name"): s.get("lastState") or {}
+            for s in (status.get("containerStatuses") or [])
+            + (status.get("initContainerStatuses") or [])
+        }
+        for name, rec in self.records.items():
+            # An agent killed without stopping: the run before the adopted one stays known.
+            if (last.get(name) or {}).get("terminated"):
+                rec.last_state = copy.deepcopy(last[name])
+        self._restore_stop_records()
+
+    # --- what survives an agent stop -------------------------------------------------------
+
+    def _stop_record_path(self, name: str) -> Path:
+        return self.k.node.pod_dir(self.uid) / "containers" / name / STOP_RECORD
+
+    def _save_stop_records(self) -> None:
+        """Each container's last termination, for the next agent (see the module doc)."""
+        for name, rec in self.records.items():
+            term = rec.terminated or rec.last_state.get("terminated")
+            if not rec.ever_started or not term:
+                continue
+            path = self._stop_record_path(name)
+            record = {"restartCount": rec.restart_count, "terminated": term, "init": rec.init}
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(record))
+                tmp.replace(path)
+            except OSError as exc:
+                log.warning(
+                    "Recording the stop of %s/%s %s: %s", self.namespace, self.name, name, exc
+                )
+
+    def _restore_stop_records(self) -> None:
+        """A pod the previous agent stopped: each container that ran is terminated, as the
+        record says, so the next start counts as a restart."""
+        policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        for name, rec in self.records.items():
+            try:
+                saved = json.loads(self._stop_record_path(name).read_text())
+                term = dict(saved["terminated"])
+                count = int(saved["restartCount"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            rec.restart_count = count
+            rec.state = {"terminated": term}
+            rec.container_id = str(term.get("containerID") or "")
+            rec.ever_started = True
+            self._finished_at[name] = time.monotonic()
+            if rec.init and policy != "Never":
+                self._rerun_init.add(name)
+            log.info(
+                "Container %s of pod %s/%s was stopped with the agent (exit code %s).",
+                name,
+                self.namespace,
+                self.name,
+                term.get("exitCode"),
+            )
+
+    def _forget_stop_record(self, name: str) -> None:
+        self._stop_record_path(name).unlink(missing_ok=True)
 
     def _records_from_status(self) -> None:
         status = self.pod.get("status") or {}
@@ -581,6 +665,8 @@ class PodWorker:
             rec.ever_started = True
             rec.container_id = f"{self.k.node.runtime.name}://{container_id(self.uid, name)}"
             self._generation[name] = self._generation.get(name, 0) + 1
+            self._rerun_init.discard(name)
+            self._forget_stop_record(name)  # the runtime still has it: that is the truth
             if st.state == "running":
                 rec.state = {"running": {"startedAt": st.started_at or now_rfc3339()}}
                 self._after_start(name)
@@ -597,34 +683,38 @@ class PodWorker:
             if rec is None or gen != self._generation.get(name):
                 continue
             self._stop_container_tasks(name)
-            code = st.exit_code if st.exit_code is not None else 137
-            term: Obj = {
-                "exitCode": code,
-                "reason": "OOMKilled" if st.oom_killed else "Completed" if code == 0 else "Error",
-                "startedAt": st.started_at or (rec.state.get("running") or {}).get("startedAt"),
-                "finishedAt": st.finished_at or now_rfc3339(),
-                "containerID": rec.container_id,
-            }
-            if self.sandbox is not None:
-                message = self.sandbox.termination_message(name)
-                policy = self._container_spec(name).get("terminationMessagePolicy")
-                if not message and code != 0 and policy == "FallbackToLogsOnError":
-                    # upstream: the log's last 80 lines, at most 2048 bytes of them.
-                    log_file = self.sandbox.log_path(name, rec.restart_count)
-                    message = read_log(log_file, tail=80)[-2048:].decode(errors="replace")
-                if message:
-                    term["message"] = message
-            rec.state = {"terminated": term}
-            rec.ready = False
-            rec.started = False
-            self._finished_at[name] = time.monotonic()
+            self._record_exit(name, rec, st)
+
+    def _record_exit(self, name: str, rec: ContainerRecord, st: ContainerStatus) -> None:
+        """The container ended as ``st`` says: its record becomes terminated."""
+        code = st.exit_code if st.exit_code is not None else 137
+        term: Obj = {
+            "exitCode": code,
+            "reason": "OOMKilled" if st.oom_killed else "Completed" if code == 0 else "Error",
+            "startedAt": st.started_at or (rec.state.get("running") or {}).get("startedAt"),
+            "finishedAt": st.finished_at or now_rfc3339(),
+            "containerID": rec.container_id,
+        }
+        if self.sandbox is not None:
+            message = self.sandbox.termination_message(name)
+            policy = self._container_spec(name).get("terminationMessagePolicy")
+            if not message and code != 0 and policy == "FallbackToLogsOnError":
+                # upstream: the log's last 80 lines, at most 2048 bytes of them.
+                log_file = self.sandbox.log_path(name, rec.restart_count)
+                message = read_log(log_file, tail=80)[-2048:].decode(errors="replace")
+            if message:
+                term["message"] = message
+        rec.state = {"terminated": term}
+        rec.ready = False
+        rec.started = False
+        self._finished_at[name] = time.monotonic()
 
     async def _run_containers(self) -> None:
         init_specs, main_specs = self._specs()
         policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
         for c in init_specs:
             rec = self.records[c["name"]]
-            if rec.succeeded:
+            if rec.succeeded and c["name"] not in self._rerun_init:
                 continue
             if rec.running:
                 return
@@ -723,15 +813,14 @@ class PodWorker:
             # CreateContainerConfigError with a text that tells nothing of the host, not a
             # failed start. The container never ran, so no restart is counted.
             log.info("Preparing subPath of %s/%s %s: %s", self.namespace, self.name, name, exc)
-            step = "create subPath directory" if isinstance(exc, SubPathDirectoryError) else None
             self._config_error(
                 rec,
-                f'failed to {step or "prepare subPath"} for volumeMount "{exc.volume}" of '
-                f'container "{name}"',
+                f'failed to prepare subPath for volumeMount "{exc.volume}" of container "{name}"',
             )
             return
         except AgentError as exc:
             self.k.recorder.event(self.pod, WARNING, "Failed", f"Error: {exc}")
+            self._forget_stop_record(name)
             if restart and rec.terminated is not None:
                 rec.last_state = {"terminated": rec.terminated}
             rec.restart_count = count
@@ -750,6 +839,8 @@ class PodWorker:
             self._schedule(self.k.backoff_base)
             return
         self._config_retry = 0
+        self._forget_stop_record(name)
+        self._rerun_init.discard(name)
         if restart and rec.terminated is not None:
             rec.last_state = {"terminated": rec.terminated}
         rec.restart_count = count
@@ -831,16 +922,40 @@ class PodWorker:
         return None
 
     async def _stop_with_pre_stop(self, name: str, grace: float) -> None:
-        """preStop within the grace period, then SIGTERM with what is left (at least 2 s)."""
+        """preStop within the grace period, then SIGTERM with what is left (at least 2 s).
+
+        The hook runs once per deletion: a marker in the pod directory, written before it
+        starts, keeps an agent restarted mid-deletion from running it again (upstream's
+        kubelet remembers it in memory only, so its restart may run the hook twice)."""
         assert self.sandbox is not None
         pre_stop = (self._container_spec(name).get("lifecycle") or {}).get("preStop")
-        if pre_stop and grace > 0:
+        if pre_stop and grace > 0 and self._mark_pre_stop(name):
             began = time.monotonic()
             error = await self._run_hook(name, pre_stop, grace)
             if error is not None:
                 self.k.recorder.event(self.pod, WARNING, "FailedPreStopHook", error)
-            grace = max(grace - (time.monotonic() - began), 2.0)
+            grace = max(grace - (time.monotonic() - began), MIN_GRACE)
         await self.sandbox.stop_container(name, grace_seconds=grace)
+
+    def _mark_pre_stop(self, name: str) -> bool:
+        """Record that the preStop hook of ``name`` runs now; False when it already ran."""
+        marker = self.k.node.pod_dir(self.uid) / "containers" / name / PRE_STOP_MARKER
+        if marker.exists():
+            log.info(
+                "preStop hook of %s/%s %s already ran before the agent restarted; not again.",
+                self.namespace,
+                self.name,
+                name,
+            )
+            return False
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError as exc:
+            log.warning(
+                "Recording the preStop hook of %s/%s %s: %s", self.namespace, self.name, name, exc
+            )
+        return True
 
     def _after_start(self, name: str) -> None:
         """Watch for the exit; start the container's probes."""
@@ -986,15 +1101,44 @@ class PodWorker:
         value = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
         return float(30 if value is None else value)
 
+    def grace_left(self) -> float:
+        """What is left of a deletion's grace period: it ends at ``deletionTimestamp``
+        (the API server sets it to the delete's time plus the period), so an agent that
+        restarted mid-deletion gives the containers the rest of it, not all of it again;
+        at least ``MIN_GRACE`` when the end has passed meanwhile."""
+        grace = self.grace()
+        stamp = (self.pod.get("metadata") or {}).get("deletionTimestamp")
+        if grace <= 0 or not stamp:
+            return grace
+        try:
+            end = datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return grace
+        return min(grace, max(end - time.time(), MIN_GRACE))
+
     async def stop_containers(self, grace: float) -> None:
-        """SIGTERM every running container, SIGKILL after ``grace`` (agent shutdown)."""
+        """SIGTERM every running container, SIGKILL after ``grace`` (agent shutdown); then
+        each container's last termination is recorded in the pod directory, for the next
+        agent to count the restart."""
         if self.sandbox is None:
             return
+        self._cancel_container_tasks()
         running = [n for n, r in self.records.items() if r.running]
-        await asyncio.gather(
+        results = await asyncio.gather(
             *(self.sandbox.stop_container(n, grace_seconds=grace) for n in running),
             return_exceptions=True,
         )
+        for name, result in zip(running, results, strict=True):
+            if not isinstance(result, ContainerStatus):
+                if isinstance(result, BaseException):
+                    log.warning(
+                        "Stopping %s of pod %s/%s: %s", name, self.namespace, self.name, result
+                    )
+                # Nothing known of its end: recorded as killed.
+                result = ContainerStatus(id=container_id(self.uid, name), state="exited")
+            self._record_exit(name, self.records[name], result)
+        if not (self.gone or self.terminal) and self.k.node.pod_dir(self.uid).is_dir():
+            self._save_stop_records()
 
     async def _finish(self, phase: str) -> None:
         """A pod that reached Succeeded or Failed: its containers and mounts go, logs stay."""
@@ -1038,11 +1182,45 @@ class PodWorker:
             await asyncio.sleep(delay)
             delay = min(delay * 2, TEARDOWN_RETRY_MAX)
 
+    async def _adopt_for_deletion(self) -> None:
+        """The pod was already terminating when this worker started (an agent restart):
+        its containers still running get the graceful stop rather than a SIGKILL."""
+        self._ensure_records()
+        runtime = self.k.node.runtime
+        running: dict[str, ContainerStatus] = {}
+        for name in self.records:
+            try:
+                st = await runtime.status(container_id(self.uid, name))
+            except AgentError:
+                continue
+            if st is not None and st.state == "running":
+                running[name] = st
+        if not running:
+            return
+        try:
+            # Attaches to the namespace that exists (the address, for an httpGet preStop).
+            self.sandbox = await PodSandbox.create(self.pod, node=self.k.node, volumes={})
+        except AgentError as exc:
+            log.warning(
+                "Attaching to pod %s/%s for its deletion: %s", self.namespace, self.name, exc
+            )
+            self.sandbox = PodSandbox(pod=self.pod, node=self.k.node, volumes={})
+        for name, st in running.items():
+            rec = self.records[name]
+            rec.ever_started = True
+            rec.container_id = f"{runtime.name}://{container_id(self.uid, name)}"
+            rec.state = {"running": {"startedAt": st.started_at or now_rfc3339()}}
+            log.info(
+                "Adopted container %s of terminating pod %s/%s.", name, self.namespace, self.name
+            )
+
     async def _terminate(self) -> None:
         """Graceful deletion: Killing events, SIGTERM, grace, SIGKILL, teardown, delete."""
         self.finished = True
         self._cancel_container_tasks()
-        grace = 0.0 if self.gone else self.grace()
+        grace = 0.0 if self.gone else self.grace_left()
+        if self.sandbox is None and not self.terminal and grace > 0:
+            await self._adopt_for_deletion()
         if self.sandbox is not None and not self.terminal:
             running = [n for n, r in self.records.items() if r.running]
             for name in running:
