@@ -15,6 +15,7 @@ from kubeling.agent.errors import VolumeSetupError
 from kubeling.agent.volumes import (
     AtomicWriter,
     FileProjection,
+    SubPathDirectoryError,
     VolumeSources,
     prepare_pod_volumes,
     prepare_volume,
@@ -466,3 +467,159 @@ def test_relative_host_path_is_refused(
     assert not info.value.retryable
     assert str(tmp_path) not in info.value.event_message
     assert list(tmp_path.iterdir()) == []  # nothing created relative to the working directory
+
+
+@pytest.mark.parametrize(
+    ("volume_mode", "sub_path"),
+    [
+        pytest.param(0o777, "data", id="emptydir-0777"),
+        pytest.param(0o777, "pg/data/deep", id="nested-0777"),
+        pytest.param(0o750, "private", id="volume-0750"),
+    ],
+)
+def test_sub_path_directories_get_the_volume_directory_mode(
+    tmp_path: Path, volume_mode: int, sub_path: str
+) -> None:
+    volume_dir = tmp_path / "pv"
+    volume_dir.mkdir()
+    os.chmod(volume_dir, volume_mode)
+    pv = {"metadata": {"name": "pvc-1234"}, "spec": {"local": {"path": str(volume_dir)}}}
+    p = pod({"name": "data", "persistentVolumeClaim": {"claimName": "data"}})
+    vol = prepare_volume(
+        p["spec"]["volumes"][0],
+        pod=p,
+        pod_dir=tmp_path / "pod",
+        sources=VolumeSources(claims={"data": pv}),
+    )
+    old_umask = os.umask(0o022)
+    try:
+        made = resolve_sub_path(vol, sub_path, container="app", index=0)
+    finally:
+        os.umask(old_umask)
+    assert made == (volume_dir / sub_path).resolve()
+    current = volume_dir
+    for part in sub_path.split("/"):
+        current = current / part
+        assert stat.S_IMODE(current.stat().st_mode) == volume_mode, current
+    # an existing directory keeps whatever mode it has
+    os.chmod(made, 0o700)
+    assert resolve_sub_path(vol, sub_path, container="app", index=0) == made
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+
+
+def test_empty_dir_sub_path_is_writable_by_any_user(tmp_path: Path) -> None:
+    p = pod({"name": "scratch", "emptyDir": {}})
+    vol = prepare_volume(p["spec"]["volumes"][0], pod=p, pod_dir=tmp_path, sources=VolumeSources())
+    made = resolve_sub_path(vol, "data", container="app", index=0)
+    assert stat.S_IMODE(made.stat().st_mode) == 0o777
+    teardown_pod_volumes(tmp_path)
+
+
+def test_sub_path_is_not_created_through_a_symlink_out_of_the_volume(tmp_path: Path) -> None:
+    p = pod({"name": "scratch", "emptyDir": {}})
+    vol = prepare_volume(p["spec"]["volumes"][0], pod=p, pod_dir=tmp_path, sources=VolumeSources())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, vol.path / "link")
+    (vol.path / "file").write_text("x")
+    for sub in ("link/new", "file/new"):
+        with pytest.raises(SubPathDirectoryError):
+            resolve_sub_path(vol, sub, container="app", index=0)
+    assert list(outside.iterdir()) == []
+    teardown_pod_volumes(tmp_path)
+
+
+def test_sub_path_copies_live_outside_the_volume_and_keep_refreshing(tmp_path: Path) -> None:
+    p = pod({"name": "cfg", "configMap": {"name": "app"}})
+    sources = VolumeSources(config_maps={"app": cm("app", conf="v1", other="o")})
+    vol = prepare_volume(p["spec"]["volumes"][0], pod=p, pod_dir=tmp_path, sources=sources)
+    stable = resolve_sub_path(vol, "conf", container="app", index=3)
+    assert stable == tmp_path / "volume-subpaths" / "cfg" / "app" / "3"
+    # the volume directory holds the writer's files only: no copy, no bookkeeping
+    assert sorted(n for n in os.listdir(vol.path) if not n.startswith("..")) == ["conf", "other"]
+    hidden = sorted(n for n in os.listdir(vol.path) if n.startswith(".."))
+    assert len(hidden) == 2 and hidden[1] == "..data"  # the writer's version dir and link
+    assert os.readlink(vol.path / "..data") == hidden[0]
+    inode = stable.stat().st_ino
+    assert vol.refresh(VolumeSources(config_maps={"app": cm("app", conf="v2", other="o")}))
+    assert stable.read_text() == "v2" and stable.stat().st_ino == inode
+    teardown_pod_volumes(tmp_path)
+    assert not (tmp_path / "volume-subpaths").exists()
+
+
+@requires_root
+def test_secret_sub_path_copies_stay_on_tmpfs(tmp_path: Path) -> None:
+    secret = {"metadata": {"name": "s"}, "data": {"pw": base64.b64encode(b"one").decode()}}
+    p = pod({"name": "creds", "secret": {"secretName": "s"}})
+    vol = prepare_volume(
+        p["spec"]["volumes"][0],
+        pod=p,
+        pod_dir=tmp_path,
+        sources=VolumeSources(secrets={"s": secret}),
+    )
+    stable = resolve_sub_path(vol, "pw", container="app", index=0)
+    assert stable.read_bytes() == b"one"
+    home = tmp_path / "volume-subpaths" / "creds"
+    with open("/proc/self/mountinfo") as f:
+        assert any(f" {home} " in line and " - tmpfs " in line for line in f)
+    teardown_pod_volumes(tmp_path)
+    assert mounts.mounts_under(tmp_path) == []
+
+
+def test_sub_path_of_a_missing_key_is_an_empty_directory(tmp_path: Path) -> None:
+    p = pod({"name": "cfg", "configMap": {"name": "app"}})
+    sources = VolumeSources(config_maps={"app": cm("app", present="1")})
+    vol = prepare_volume(p["spec"]["volumes"][0], pod=p, pod_dir=tmp_path, sources=sources)
+    made = resolve_sub_path(vol, "absent.conf", container="app", index=0)
+    assert made.is_dir() and list(made.iterdir()) == []
+    assert not (vol.path / "absent.conf").exists()
+    # a refresh that still lacks the key leaves the directory alone
+    vol.refresh(VolumeSources(config_maps={"app": cm("app", present="2")}))
+    assert made.is_dir()
+    teardown_pod_volumes(tmp_path)
+
+
+def test_unbound_claim_is_one_volume_manager_error(tmp_path: Path) -> None:
+    p = pod(
+        {"name": "data", "persistentVolumeClaim": {"claimName": "data"}},
+        {"name": "logs", "persistentVolumeClaim": {"claimName": "logs-claim"}},
+        {"name": "unused", "persistentVolumeClaim": {"claimName": "spare"}},
+        {"name": "conf", "configMap": {"name": "missing"}},
+        containers=[
+            {
+                "name": "app",
+                "volumeMounts": [
+                    {"name": n, "mountPath": f"/{n}"} for n in ("logs", "data", "conf")
+                ],
+            }
+        ],
+    )
+    _prepared, errors = prepare_pod_volumes(
+        p,
+        pod_dir=tmp_path,
+        sources=VolumeSources(
+            claim_errors={
+                "logs-claim": 'failed to fetch PVC from API server: persistentvolumeclaims "logs-claim" not found'
+            }
+        ),
+    )
+    assert [e.event_message for e in errors] == [
+        'MountVolume.SetUp failed for volume "conf" : configmap "missing" not found',
+        "Unable to attach or mount volumes: unmounted volumes=[conf data logs], unattached "
+        "volumes=[], failed to process volumes=[data logs]: error processing PVC shop/data: "
+        "PVC is not bound; error processing PVC shop/logs-claim: failed to fetch PVC from API "
+        'server: persistentvolumeclaims "logs-claim" not found',
+    ]
+
+
+def test_bound_claim_set_up_failure_names_the_persistent_volume(tmp_path: Path) -> None:
+    missing = tmp_path / "gone"
+    pv = {"metadata": {"name": "pvc-9f1c"}, "spec": {"local": {"path": str(missing)}}}
+    p = pod({"name": "data", "persistentVolumeClaim": {"claimName": "data"}})
+    _prepared, errors = prepare_pod_volumes(
+        p, pod_dir=tmp_path, sources=VolumeSources(claims={"data": pv})
+    )
+    assert [e.event_message for e in errors] == [
+        f'MountVolume.SetUp failed for volume "pvc-9f1c" : hostPath type check failed: '
+        f"{missing} is not a directory"
+    ]

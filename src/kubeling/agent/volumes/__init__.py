@@ -19,8 +19,8 @@ from kubeling.agent.volumes.emptydir import prepare_empty_dir
 from kubeling.agent.volumes.hostpath import prepare_host_path
 from kubeling.agent.volumes.nfs import prepare_nfs
 from kubeling.agent.volumes.projected import prepare_downward_api, prepare_projected
-from kubeling.agent.volumes.pvc import prepare_claim
-from kubeling.agent.volumes.subpath import resolve_sub_path
+from kubeling.agent.volumes.pvc import ClaimNotBoundError, prepare_claim
+from kubeling.agent.volumes.subpath import SubPathDirectoryError, resolve_sub_path
 from kubeling.machinery.types import Obj
 
 __all__ = [
@@ -28,7 +28,9 @@ __all__ = [
     "FileProjection",
     "Payload",
     "PreparedVolume",
+    "SubPathDirectoryError",
     "TokenSource",
+    "UnprocessedVolumesError",
     "VolumeSetupError",
     "VolumeSources",
     "prepare_pod_volumes",
@@ -60,7 +62,11 @@ def prepare_volume(
         )
     if "persistentVolumeClaim" in volume:
         return prepare_claim(
-            name, volume["persistentVolumeClaim"], pod_dir=pod_dir, claims=sources.claims
+            name,
+            volume["persistentVolumeClaim"],
+            pod_dir=pod_dir,
+            claims=sources.claims,
+            claim_errors=sources.claim_errors,
         )
     if "nfs" in volume:
         # Inline nfs volumes carry no mountOptions upstream; only PVs do.
@@ -76,19 +82,77 @@ def prepare_volume(
 def prepare_pod_volumes(
     pod: Obj, *, pod_dir: Path, sources: VolumeSources
 ) -> tuple[dict[str, PreparedVolume], list[VolumeSetupError]]:
-    """Every volume of the pod: the ones that worked, and one error per one that did not."""
+    """Every volume of the pod: the ones that worked, and one error per one that did not.
+
+    Claims with no bound volume make one error for the pod, the volume manager's (see
+    ``UnprocessedVolumesError``); a volume no container mounts is skipped there, as the
+    kubelet's populator skips it, so an unused unbound claim blocks nothing.
+    """
     prepared: dict[str, PreparedVolume] = {}
     errors: list[VolumeSetupError] = []
+    unbound: list[ClaimNotBoundError] = []
+    used = mounted_volume_names(pod)
     for volume in (pod.get("spec") or {}).get("volumes") or []:
         try:
             prepared[volume["name"]] = prepare_volume(
                 volume, pod=pod, pod_dir=pod_dir, sources=sources
             )
+        except ClaimNotBoundError as exc:
+            if volume["name"] in used:
+                unbound.append(exc)
         except VolumeSetupError as exc:
             errors.append(exc)
+    if unbound:
+        namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+        failed = sorted({e.volume for e in errors} | {e.volume for e in unbound})
+        errors.append(
+            UnprocessedVolumesError(
+                unmounted=[v for v in failed if v in used],
+                unprocessed=sorted(e.volume for e in unbound),
+                causes=[
+                    f"error processing PVC {namespace}/{e.claim}: {e.message}" for e in unbound
+                ],
+            )
+        )
     return prepared, errors
 
 
+def mounted_volume_names(pod: Obj) -> set[str]:
+    """The volumes some container mounts (upstream's ``GetPodVolumeNames``)."""
+    spec = pod.get("spec") or {}
+    names: set[str] = set()
+    for c in (
+        (spec.get("initContainers") or [])
+        + (spec.get("containers") or [])
+        + (spec.get("ephemeralContainers") or [])
+    ):
+        names.update(m.get("name", "") for m in c.get("volumeMounts") or [])
+        names.update(d.get("name", "") for d in c.get("volumeDevices") or [])
+    return names
+
+
+class UnprocessedVolumesError(VolumeSetupError):
+    """Volumes the kubelet's volume manager could not even process (a claim that is not
+    bound): one ``FailedMount`` for the pod, ``Unable to attach or mount volumes: ...``."""
+
+    def __init__(self, *, unmounted: list[str], unprocessed: list[str], causes: list[str]):
+        super().__init__(",".join(unprocessed), "; ".join(causes))
+        self.unmounted = unmounted
+        self.unprocessed = unprocessed
+
+    @property
+    def event_message(self) -> str:
+        # Go's %v of a []string: "[a b]"; kubeling has no attachable volumes, so the
+        # unattached list is always empty.
+        return (
+            f"Unable to attach or mount volumes: unmounted volumes=[{' '.join(self.unmounted)}]"
+            f", unattached volumes=[], failed to process volumes=[{' '.join(self.unprocessed)}]"
+            f": {self.message}"
+        )
+
+
 def teardown_pod_volumes(pod_dir: Path) -> None:
-    """Unmount and delete every volume under ``pod_dir``, whatever state set-up reached."""
+    """Unmount and delete every volume under ``pod_dir``, whatever state set-up reached,
+    and the subPath copies kept beside them."""
+    teardown_dir(pod_dir / "volume-subpaths")
     teardown_dir(pod_dir / "volumes")

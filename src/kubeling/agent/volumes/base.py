@@ -31,6 +31,9 @@ class VolumeSources:
     secrets: dict[str, Obj] = field(default_factory=dict)
     claims: dict[str, Obj] = field(default_factory=dict)
     """claimName → the bound PersistentVolume object."""
+    claim_errors: dict[str, str] = field(default_factory=dict)
+    """claimName → why it has no bound volume, in upstream's words (``PVC is not bound``
+    when absent; ``failed to fetch PVC from API server: ...`` for a missing claim)."""
     service_account_token: TokenSource | None = None
     pod: Obj | None = None
     """The pod as it is now, when the downward API should see changed labels/annotations."""
@@ -58,6 +61,10 @@ class PreparedVolume:
     writer: AtomicWriter | None = None
     project: Callable[[VolumeSources], Payload] | None = None
     notes: list[str] = field(default_factory=list)
+    subpath_dir: Path | None = None
+    """Where an atomically written volume keeps its subPath copies (subpath.py), outside
+    the directory containers see: ``<pod>/volume-subpaths/<volume>``."""
+    subpath_on_tmpfs: bool = False
 
     @property
     def updatable(self) -> bool:
@@ -88,6 +95,8 @@ class PreparedVolume:
 
     def teardown(self) -> None:
         """Unmount and remove what this volume created; a no-op the second time."""
+        if self.subpath_dir is not None:
+            teardown_dir(self.subpath_dir)
         if self.owned_dir is None:
             return
         teardown_dir(self.owned_dir)
@@ -119,6 +128,11 @@ def ensure_tmpfs(path: Path, *, size_bytes: int | None = None, mode: int = 0o755
 def plugin_dir(pod_dir: Path, plugin: str, name: str) -> Path:
     """upstream's node layout: ``<pod>/volumes/kubernetes.io~<plugin>/<volume>``."""
     return pod_dir / "volumes" / f"kubernetes.io~{plugin}" / name
+
+
+def subpaths_dir(pod_dir: Path, name: str) -> Path:
+    """upstream's node layout for subPath bind sources: ``<pod>/volume-subpaths/<volume>``."""
+    return pod_dir / "volume-subpaths" / name
 
 
 def chmod_exact(path: Path, mode: int) -> None:

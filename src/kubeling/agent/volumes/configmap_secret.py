@@ -14,7 +14,13 @@ from pathlib import Path
 
 from kubeling.agent.errors import VolumeSetupError
 from kubeling.agent.volumes.atomic import AtomicWriter, FileProjection, Payload
-from kubeling.agent.volumes.base import PreparedVolume, VolumeSources, ensure_tmpfs, plugin_dir
+from kubeling.agent.volumes.base import (
+    PreparedVolume,
+    VolumeSources,
+    ensure_tmpfs,
+    plugin_dir,
+    subpaths_dir,
+)
 from kubeling.machinery.types import Obj
 
 DEFAULT_MODE = 0o644
@@ -108,6 +114,7 @@ def prepare_atomic(
     sources: VolumeSources,
     *,
     on_tmpfs: bool,
+    pod_dir: Path,
 ) -> PreparedVolume:
     """Shared by every ``..data`` volume: compute the payload first, then touch the disk."""
     try:
@@ -126,6 +133,8 @@ def prepare_atomic(
         owned_dir=path,
         writer=AtomicWriter(path),
         project=project,
+        subpath_dir=subpaths_dir(pod_dir, name),
+        subpath_on_tmpfs=on_tmpfs,
     )
     try:
         volume.update(payload)
@@ -144,6 +153,7 @@ def prepare_config_map(
         lambda s: config_map_payload(source, s),
         sources,
         on_tmpfs=False,
+        pod_dir=pod_dir,
     )
 
 
@@ -157,4 +167,5 @@ def prepare_secret(
         lambda s: secret_payload(source, s),
         sources,
         on_tmpfs=True,
+        pod_dir=pod_dir,
     )

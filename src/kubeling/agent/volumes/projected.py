@@ -126,6 +126,7 @@ def prepare_projected(
         lambda s: projected_payload(source, s, s.pod or pod),
         sources,
         on_tmpfs=True,
+        pod_dir=pod_dir,
     )
 
 
@@ -142,6 +143,7 @@ def prepare_downward_api(
             lambda s: downward_api_payload(items, s.pod or pod, default_mode=mode),
             sources,
             on_tmpfs=True,
+            pod_dir=pod_dir,
         )
     except ValueError as exc:
         raise VolumeSetupError(name, str(exc), retryable=False) from exc

@@ -1,20 +1,28 @@
 """subPath: one path inside a volume bound at a container's mountPath.
 
-For ordinary volumes the sub-path is resolved inside the volume (created as a directory
-when missing, as upstream does) and may not escape it through ``..`` or symlinks.
+For ordinary volumes the sub-path is resolved inside the volume and may not escape it
+through ``..`` or symlinks. A missing one is created as upstream's ``makeMounts`` does
+(``SafeMakeDir``): directory by directory, none of them through a symlink, each with the
+volume directory's own mode (0777 for an emptyDir or a provisioned volume), so a non-root
+container can write where the volume lets it.
 
 For atomically written volumes (configMap, secret, projected, downwardAPI) kubeling keeps
 subPath mounts up to date, unlike upstream. A bind mount pins an inode, and the atomic
 writer replaces inodes, so binding ``<vol>/<key>`` would freeze the first version. Instead
-each subPath gets a *stable copy* — a file (or directory tree) with a fixed inode, stored
-inside the volume's own directory as ``..subpath_<container>_<index>`` (``..`` names are
-reserved by the writer; for secrets this stays on the tmpfs) — and that copy is bound.
-After every atomic update the copies are rewritten in place (same inode), so the running
-container sees the change at once. The copies are listed in ``..subpaths.json`` in the
-volume directory, so an agent that restarts (and re-prepares the volume) keeps refreshing
-them. Trade-off: an in-place rewrite is not atomic; a reader
-racing the refresh may see a partly written file for an instant. Whole-volume mounts keep
-full atomicity.
+each subPath gets a *stable copy* — a file (or directory tree) with a fixed inode — and
+that copy is bound. After every atomic update the copies are rewritten in place (same
+inode), so the running container sees the change at once. The copies live outside the
+volume, where upstream keeps its subPath bind sources,
+``<pod>/volume-subpaths/<volume>/<container>/<index>``, so a container that mounts the
+whole volume sees only the object's keys; they are listed in ``subpaths.json`` there, so an
+agent that restarts (and re-prepares the volume) keeps refreshing them. For volumes on a
+tmpfs (secret, projected, downwardAPI) that directory is a tmpfs too, so secret bytes
+never reach the node's disk. Trade-off: an in-place rewrite is not atomic; a reader racing
+the refresh may see a partly written file for an instant. Whole-volume mounts keep full
+atomicity.
+
+A subPath naming a key the object lacks gets an empty directory, as upstream's
+``SafeMakeDir`` makes one in the volume: the container starts and sees no file.
 """
 
 from __future__ import annotations
@@ -25,10 +33,15 @@ import shutil
 from pathlib import Path
 
 from kubeling.agent.errors import VolumeSetupError
-from kubeling.agent.volumes.base import PreparedVolume, SubPathCopy
+from kubeling.agent.volumes.base import PreparedVolume, SubPathCopy, ensure_tmpfs
 
-REGISTRY = "..subpaths.json"
-"""Stable copy name → subPath, kept on disk so a restarted agent still refreshes them."""
+REGISTRY = "subpaths.json"
+"""``<container>/<index>`` → subPath, kept on disk so a restarted agent still refreshes."""
+
+
+class SubPathDirectoryError(VolumeSetupError):
+    """A missing subPath could not be created (upstream's ``failed to create subPath
+    directory for volumeMount ...``, as opposed to ``failed to prepare subPath ...``)."""
 
 
 def _check_sub_path(volume: str, sub_path: str) -> None:
@@ -36,6 +49,10 @@ def _check_sub_path(volume: str, sub_path: str) -> None:
         raise VolumeSetupError(
             volume, f"subPath {sub_path!r} must be a relative path without '..'", retryable=False
         )
+
+
+def _within(path: Path, base: Path) -> bool:
+    return path == base or str(path).startswith(str(base).rstrip("/") + "/")
 
 
 def _write_in_place(dest: Path, data: bytes, mode: int) -> None:
@@ -73,30 +90,44 @@ def _sync_tree(src: Path, dest: Path) -> None:
         _write_in_place(dest, data, mode)
 
 
+def _make_dirs(volume: PreparedVolume, base: Path, sub_path: str, mode: int) -> None:
+    """upstream's SafeMakeDir: each missing component made with ``mode`` (exactly, not
+    through the umask), never following a symlink out of the volume."""
+    current = base
+    for part in [p for p in sub_path.split("/") if p not in ("", ".")]:
+        nxt = current / part
+        try:
+            if os.path.lexists(nxt):
+                real = nxt.resolve()
+                if not _within(real, base) or not real.is_dir():
+                    raise SubPathDirectoryError(
+                        volume.name,
+                        f"cannot create directory {sub_path!r}: {part!r} is not a directory "
+                        f"of volume path {str(base)!r}",
+                    )
+                current = real
+                continue
+            os.mkdir(nxt, mode)
+            os.chmod(nxt, mode)
+        except OSError as exc:
+            raise SubPathDirectoryError(
+                volume.name, f"cannot create directory {sub_path!r}: {exc.strerror}"
+            ) from exc
+        current = nxt
+
+
 def resolve_sub_path(volume: PreparedVolume, sub_path: str, *, container: str, index: int) -> Path:
-    """The host path to bind for ``subPath``; raises ``VolumeSetupError``."""
+    """The host path to bind for ``subPath``; raises ``VolumeSetupError``
+    (``SubPathDirectoryError`` when a missing directory could not be made)."""
     _check_sub_path(volume.name, sub_path)
     if volume.writer is not None:
-        src = volume.path / sub_path
-        if not src.exists():
-            raise VolumeSetupError(
-                volume.name, f"subPath {sub_path} does not exist in volume {volume.name}"
-            )
-        stable = volume.path / f"..subpath_{container}_{index}"
-        _sync_tree(src.resolve(), stable)
-        registry = _load_registry(volume.path)
-        if registry.get(stable.name) != sub_path:
-            registry[stable.name] = sub_path
-            tmp = volume.path / f"{REGISTRY}.tmp"
-            tmp.write_text(json.dumps(registry))
-            os.rename(tmp, volume.path / REGISTRY)
-        return stable
+        return _stable_copy(volume, sub_path, container=container, index=index)
     base = volume.path.resolve()
     full = volume.path / sub_path
-    if not os.path.lexists(full):
-        full.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if not os.path.exists(full):  # upstream's PathExists follows symlinks
+        _make_dirs(volume, base, sub_path, os.stat(base).st_mode & 0o7777)
     real = full.resolve()
-    if real != base and not str(real).startswith(str(base).rstrip("/") + "/"):
+    if not _within(real, base):
         raise VolumeSetupError(
             volume.name,
             f"subpath {str(real)!r} not within volume path {str(base)!r}",
@@ -105,9 +136,40 @@ def resolve_sub_path(volume: PreparedVolume, sub_path: str, *, container: str, i
     return real
 
 
-def _load_registry(volume_dir: Path) -> dict[str, str]:
+def _subpath_dir(volume: PreparedVolume) -> Path:
+    if volume.subpath_dir is None:
+        raise VolumeSetupError(volume.name, f"volume {volume.name} keeps no subPath copies")
+    return volume.subpath_dir
+
+
+def _stable_copy(volume: PreparedVolume, sub_path: str, *, container: str, index: int) -> Path:
+    home = _subpath_dir(volume)
+    if volume.subpath_on_tmpfs:
+        ensure_tmpfs(home)
+    else:
+        home.mkdir(parents=True, exist_ok=True)
+    stable = home / container / str(index)
+    stable.parent.mkdir(parents=True, exist_ok=True)
+    src = volume.path / sub_path
+    if src.exists():
+        _sync_tree(src.resolve(), stable)
+    elif not os.path.lexists(stable):
+        mode = volume.path.stat().st_mode & 0o7777
+        stable.mkdir(mode)
+        os.chmod(stable, mode)
+    key = f"{container}/{index}"
+    registry = _load_registry(home)
+    if registry.get(key) != sub_path:
+        registry[key] = sub_path
+        tmp = home / f"{REGISTRY}.tmp"
+        tmp.write_text(json.dumps(registry))
+        os.rename(tmp, home / REGISTRY)
+    return stable
+
+
+def _load_registry(home: Path) -> dict[str, str]:
     try:
-        data: dict[str, str] = json.loads((volume_dir / REGISTRY).read_text())
+        data: dict[str, str] = json.loads((home / REGISTRY).read_text())
         return data
     except (OSError, ValueError):
         return {}
@@ -115,9 +177,11 @@ def _load_registry(volume_dir: Path) -> dict[str, str]:
 
 def subpath_copies(volume: PreparedVolume) -> list[SubPathCopy]:
     """The stable copies of this volume, read from its on-disk registry."""
+    if volume.subpath_dir is None:
+        return []
     return [
-        SubPathCopy(sub_path=sub, stable=volume.path / name)
-        for name, sub in sorted(_load_registry(volume.path).items())
+        SubPathCopy(sub_path=sub, stable=volume.subpath_dir / key)
+        for key, sub in sorted(_load_registry(volume.subpath_dir).items())
     ]
 
 
@@ -125,5 +189,5 @@ def refresh_copies(volume: PreparedVolume) -> None:
     """Called after each atomic update: bring every stable copy in line, in place."""
     for copy in subpath_copies(volume):
         src = volume.path / copy.sub_path
-        if src.exists():
+        if src.exists() and os.path.lexists(copy.stable):
             _sync_tree(src.resolve(), copy.stable)
