@@ -63,7 +63,7 @@ from kubeling.agent.podsync.status import (
 from kubeling.agent.quantity import to_bytes
 from kubeling.agent.runtime.base import ContainerStatus
 from kubeling.agent.sandbox import PodSandbox, container_id, teardown_pod
-from kubeling.agent.volumes import PreparedVolume, VolumeSources
+from kubeling.agent.volumes import PreparedVolume, SubPathDirectoryError, VolumeSources
 from kubeling.client.events import NORMAL, WARNING
 from kubeling.machinery.errors import Conflict, NotFound, StatusError
 from kubeling.machinery.resources import PODS, SERVICEACCOUNTS
@@ -813,9 +813,11 @@ class PodWorker:
             # CreateContainerConfigError with a text that tells nothing of the host, not a
             # failed start. The container never ran, so no restart is counted.
             log.info("Preparing subPath of %s/%s %s: %s", self.namespace, self.name, name, exc)
+            step = "create subPath directory" if isinstance(exc, SubPathDirectoryError) else None
             self._config_error(
                 rec,
-                f'failed to prepare subPath for volumeMount "{exc.volume}" of container "{name}"',
+                f'failed to {step or "prepare subPath"} for volumeMount "{exc.volume}" of '
+                f'container "{name}"',
             )
             return
         except AgentError as exc:
