@@ -44,7 +44,9 @@ def encode(obj: Obj) -> bytes:
     meta = obj.get("metadata")
     if isinstance(meta, dict) and "resourceVersion" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-    return orjson.dumps(obj)
+    # orjson hands back its whole output buffer (16 kB for a 1.4 kB ConfigMap); stored values
+    # live on in the watch window and the memory store, so keep an exact-size copy.
+    return bytes(memoryview(orjson.dumps(obj)))
 
 
 def decode(value: bytes, revision: int) -> Obj:
