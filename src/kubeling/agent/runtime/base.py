@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from kubeling.agent.errors import ContainerError
+
 ContainerState = Literal["created", "running", "exited", "unknown"]
 
 
@@ -75,6 +77,11 @@ class ContainerInfo:
     pod_uid: str
     container_name: str
     state: ContainerState
+
+
+class ExecStartError(ContainerError):
+    """An exec whose command never started (no such executable, say); the message is the
+    whole text the kubelet's streaming server reports for it (an internal error)."""
 
 
 class ExecSession(abc.ABC):

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import pty
+import secrets
 import shutil
 import signal
 import struct
@@ -37,6 +38,7 @@ from kubeling.agent.runtime.base import (
     ContainerRuntime,
     ContainerStatus,
     ExecSession,
+    ExecStartError,
 )
 
 log = logging.getLogger(__name__)
@@ -594,12 +596,17 @@ class RuncRuntime(ContainerRuntime):
         status = await self.status(container_id)
         if status is None or status.state != "running":
             raise ContainerError(f"container {container_id} is not running")
-        args = [self.runc, "--root", str(self.root), "exec"]
+        exec_id = secrets.token_hex(32)
+        pid_file = self._bundle(container_id) / "state" / f"exec-{exec_id[:16]}.pid"
+        # JSON logs: with a terminal runc would colour its text log lines.
+        args = [self.runc, "--root", str(self.root), "--log-format", "json", "exec"]
+        args += ["--pid-file", str(pid_file)]
         for e in env or ():
             args += ["--env", e]
         if tty:
             args.append("--tty")
         args += [container_id, *argv]
+        master: int | None = None
         if not tty:
             proc = await asyncio.create_subprocess_exec(
                 *args,
@@ -607,28 +614,64 @@ class RuncRuntime(ContainerRuntime):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
-            return RuncExec(proc, master=None)
-        master, slave = pty.openpty()
-        if size is not None:
-            cols, rows = size
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        else:
+            master, slave = pty.openpty()
+            if size is not None:
+                cols, rows = size
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
-        def controlling_terminal() -> None:
-            # runc sizes the container's terminal from its own: make ours its controlling tty.
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            def controlling_terminal() -> None:
+                # runc sizes the container's terminal from its own: make ours its controlling
+                # tty.
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *args,
+                    stdin=slave,
+                    stdout=slave,
+                    stderr=slave,
+                    start_new_session=True,
+                    preexec_fn=controlling_terminal,
+                )
+            finally:
+                os.close(slave)
+        session = RuncExec(proc, master=master)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *args,
-                stdin=slave,
-                stdout=slave,
-                stderr=slave,
-                start_new_session=True,
-                preexec_fn=controlling_terminal,
-            )
+            await self._exec_started(session, pid_file, exec_id)
+        except BaseException:
+            session.close()
+            raise
         finally:
-            os.close(slave)
-        return RuncExec(proc, master=master)
+            pid_file.unlink(missing_ok=True)
+        return session
+
+    @staticmethod
+    async def _exec_started(session: RuncExec, pid_file: Path, exec_id: str) -> None:
+        """Until runc has started the process (it writes ``--pid-file``) or has given up.
+
+        A command that cannot start (no such executable) is runc's exit 255 with its log
+        line on stderr, which must not reach the client as the command's own output and
+        exit code: it becomes the error containerd reports for it, which the kubelet's
+        streaming server sends as an internal error.
+        """
+        exited = asyncio.ensure_future(session.proc.wait())
+        delay = 0.002
+        while not exited.done() and not _exists(pid_file):
+            await asyncio.wait({exited}, timeout=delay)
+            delay = min(delay * 2, 0.05)
+        if _exists(pid_file):
+            return
+        if session.master is not None:
+            output = await asyncio.to_thread(_drain, session.master)
+        else:
+            assert session.proc.stderr is not None and session.proc.stdout is not None
+            output = await session.proc.stderr.read() + await session.proc.stdout.read()
+        raise ExecStartError(
+            "Internal error occurred: error executing command in container: failed to exec in "
+            f'container: failed to start exec "{exec_id}": OCI runtime exec failed: '
+            f"{runc_error(output.decode(errors='replace'))}: unknown"
+        )
 
     async def _runc_list(self) -> list[dict[str, Any]]:
         """``runc list``, which fails outright when another container's state directory
@@ -686,6 +729,35 @@ class RuncRuntime(ContainerRuntime):
                     )
                 )
         return infos
+
+
+def runc_error(output: str) -> str:
+    """The message of runc's last error log line (``--log-format json``); else the text."""
+    message = ""
+    for line in output.splitlines():
+        try:
+            entry = json.loads(line.strip())
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+            message = str(entry.get("msg", ""))
+    return message or output.strip() or "exec failed"
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
+
+
+def _drain(fd: int) -> bytes:
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the terminal's other side is closed and nothing is left
+            return out
+        if not chunk:
+            return out
+        out += chunk
 
 
 def _alive(pid: int) -> bool:
