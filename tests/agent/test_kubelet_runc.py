@@ -462,8 +462,28 @@ async def test_stop_and_start_keeps_empty_dir_data_and_counts_a_restart(env: Env
         await wait_until(logged, 10, what="the second run's log")
         previous = await agent_logs(second, "keep", previous="true")
         assert "run-0" in previous and "run-1" not in previous
-    finally:
+        pid = runc_pid(env.data_dir, f"{uid}_c")
+    except BaseException:
         await second.stop()
+        raise
+    # kill -9 now: the next agent adopts the running container and keeps what it knew.
+    await crash(second)
+    third = env.kubelet()
+    await third.start()
+    try:
+        assert runc_pid(env.data_dir, f"{uid}_c") == pid
+
+        def adopted() -> bool:
+            worker = third.find_pod("default", "keep")
+            rec = worker.records.get("c") if worker is not None else None
+            return rec is not None and rec.running
+
+        await wait_until(adopted, 20, what="keep adopted")
+        cs = await wait_until(lambda: running(1), 20, what="keep reported running")
+        assert cs["lastState"]["terminated"]["exitCode"] == 143
+        assert "run-0" in await agent_logs(third, "keep", previous="true")
+    finally:
+        await third.stop()
     assert mounts.mounts_under(env.data_dir) == []
 
 
