@@ -263,3 +263,13 @@ async def test_setup_completes_an_intact_pair_in_place(net_only: BridgeNetwork) 
     after = json.loads((await in_netns(a.netns, "ip", "-j", "link", "show", "eth0")).stdout)
     assert after[0]["ifindex"] == before[0]["ifindex"]  # completed, not rebuilt
     assert await net_only.check_pod("pod-a") == []
+
+
+def test_ipam_reclaims_an_address_file_a_killed_agent_left_empty(tmp_path) -> None:
+    net = BridgeNetwork(state_dir=tmp_path, bridge="kltestipam", cidr="10.99.0.0/29")
+    assert net.allocate("p0") == "10.99.0.2"
+    (net.ipam_dir / "10.99.0.3").touch()  # created, owner never written
+    assert net.known_pods() == ["p0"]
+    assert net.allocate("p1") == "10.99.0.3"
+    assert (net.ipam_dir / "10.99.0.3").read_text() == "p1"
+    assert net.known_pods() == ["p0", "p1"]

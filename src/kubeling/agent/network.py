@@ -162,11 +162,25 @@ class BridgeNetwork:
             try:
                 fd = os.open(self.ipam_dir / addr, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                continue
+                if not self._abandoned(addr):
+                    continue
+                # An agent killed between creating the file and writing its owner: the
+                # address was never handed out.
+                (self.ipam_dir / addr).unlink(missing_ok=True)
+                try:
+                    fd = os.open(self.ipam_dir / addr, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    continue
             with os.fdopen(fd, "w") as f:
                 f.write(pod_uid)
             return addr
         raise NetworkError(f"no free address left in pod CIDR {self.subnet}")
+
+    def _abandoned(self, addr: str) -> bool:
+        try:
+            return (self.ipam_dir / addr).stat().st_size == 0
+        except FileNotFoundError:
+            return False
 
     def release(self, pod_uid: str) -> None:
         for addr, owner in self._allocated().items():
@@ -340,7 +354,7 @@ class BridgeNetwork:
 
     def known_pods(self) -> list[str]:
         """Pod UIDs holding an address (for adopt-or-remove at start)."""
-        return sorted(set(self._allocated().values()))
+        return sorted({owner for owner in self._allocated().values() if owner})
 
     def forget_state(self) -> None:
         if self.state_dir.exists() and not (self.state_dir / "bridge-created").exists():
