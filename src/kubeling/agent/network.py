@@ -330,6 +330,7 @@ class BridgeNetwork:
         await ip("link", "add", host_veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
 
     async def _configure(self, netns: str, host_veth: str, addr: str) -> None:
+        await ip("-n", netns, "link", "set", "lo", "up")
         await ip("link", "set", host_veth, "master", self.bridge)
         await ip("link", "set", host_veth, "up")
         want = f"{addr}/{self.subnet.prefixlen}"
@@ -340,7 +341,6 @@ class BridgeNetwork:
                          "dev", "eth0")  # fmt: skip
         await ip("-n", netns, "addr", "replace", want, "dev", "eth0")
         await ip("-n", netns, "link", "set", "eth0", "up")
-        await ip("-n", netns, "link", "set", "lo", "up")
 
     async def teardown_pod(self, pod_uid: str) -> None:
         """Remove the pod's namespace, veth and address; safe after a partial set-up."""
