@@ -71,3 +71,44 @@ async def test_pod_of_an_unbound_claim_fails_to_process_the_volume(
         "failed to process volumes=[data]: error processing PVC default/data: PVC is not bound"
     )
     assert await env.phase("claim") == "Pending"
+
+
+async def test_pod_of_a_missing_claim_says_the_claim_was_not_found(
+    env: Env,  # noqa: F811
+) -> None:
+    c = sleeper(volumeMounts=[{"name": "data", "mountPath": "/data"}])
+    await env.create_pod(
+        "nofetch", [c], volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "gone"}}]
+    )
+    _kind, _reason, message = await env.wait_event("nofetch", "FailedMount")
+    assert message.endswith(
+        "error processing PVC default/gone: failed to fetch PVC from API server: "
+        'persistentvolumeclaims "gone" not found'
+    )
+    assert await env.phase("nofetch") == "Pending"
+
+
+async def test_pod_of_a_claim_being_deleted_does_not_start(
+    env: Env,  # noqa: F811
+) -> None:
+    await env.client.create(
+        PERSISTENTVOLUMECLAIMS,
+        {
+            "metadata": {"name": "leaving"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+        namespace="default",
+    )
+    # No protection controller runs here: the pvc-protection finalizer holds the claim.
+    await env.client.delete(PERSISTENTVOLUMECLAIMS, name="leaving", namespace="default")
+    c = sleeper(volumeMounts=[{"name": "data", "mountPath": "/data"}])
+    await env.create_pod(
+        "late", [c], volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "leaving"}}]
+    )
+    # The agent's claim informer may see the deletion a moment after the pod.
+    _kind, _reason, message = await env.wait_event("late", "FailedMount", "being deleted")
+    assert message.endswith("error processing PVC default/leaving: PVC is being deleted")
+    assert await env.phase("late") == "Pending"

@@ -358,6 +358,21 @@ class Kubelet:
             env.update(service_variables(chosen[name]))
         return env
 
+    def claim_problem(self, namespace: str, claim: str) -> str | None:
+        """Why a pod may not use ``claim`` yet, in the volume manager's words, or None."""
+        assert self._pvcs is not None
+        pvc = self._pvcs.get_by_name(name=claim, namespace=namespace)
+        if pvc is None:
+            return (
+                f'failed to fetch PVC from API server: persistentvolumeclaims "{claim}" not found'
+            )
+        if (pvc.get("metadata") or {}).get("deletionTimestamp"):
+            # upstream starts no pod on a claim that is going away
+            return "PVC is being deleted"
+        if (pvc.get("status") or {}).get("phase") != "Bound":
+            return "PVC is not bound"
+        return None
+
     def bound_volume(self, namespace: str, claim: str) -> Obj | None:
         """The PersistentVolume a claim is bound to, or None while it is not."""
         assert self._pvcs is not None and self._pvs is not None

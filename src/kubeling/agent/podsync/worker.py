@@ -521,12 +521,17 @@ class PodWorker:
             # kubeling has one, the agent supplies the cluster CA itself.
             config_maps[ROOT_CA_CONFIGMAP] = {"data": {"ca.crt": self.k.ca_cert.decode()}}
         claims: dict[str, Obj] = {}
+        claim_errors: dict[str, str] = {}
         for v in (pod.get("spec") or {}).get("volumes") or []:
             claim = (v.get("persistentVolumeClaim") or {}).get("claimName")
-            if claim:
-                pv = self.k.bound_volume(ns, claim)
-                if pv is not None:
-                    claims[claim] = pv
+            if not claim:
+                continue
+            problem = self.k.claim_problem(ns, claim)
+            pv = self.k.bound_volume(ns, claim) if problem is None else None
+            if pv is not None:
+                claims[claim] = pv
+            elif problem is not None:
+                claim_errors[claim] = problem
         token_errors: dict[tuple[str | None, int], str] = {}
         for aud, seconds in _token_requests(pod):
             cached = self._tokens.get((aud, seconds))
@@ -550,6 +555,7 @@ class PodWorker:
             config_maps=config_maps,
             secrets=self.k.secrets(ns),
             claims=claims,
+            claim_errors=claim_errors,
             service_account_token=token_source,
             pod=pod,
         )

@@ -45,7 +45,7 @@ def prepare_empty_dir(name: str, source: Obj, *, pod: Obj, pod_dir: Path) -> Pre
             size = limit if size is None else min(size, limit)
         ensure_tmpfs(path, size_bytes=size, mode=0o777)
     else:
-        # TODO(#5): disk sizeLimit is not enforced (upstream evicts the pod when exceeded).
+        # A disk sizeLimit is enforced by the pod worker, which evicts the pod as upstream.
         path.mkdir(parents=True, exist_ok=True)
     fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
     if fs_group is not None and os.geteuid() == 0:

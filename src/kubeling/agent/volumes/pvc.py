@@ -55,9 +55,6 @@ def prepare_claim(
 ) -> PreparedVolume:
     """``claims``: claimName → bound PV; ``claim_errors``: claimName → why it has none, in
     upstream's words (default ``PVC is not bound``)."""
-    # TODO(#5): the pod worker does not fill ``claim_errors`` yet, so a missing or
-    # terminating claim reads "PVC is not bound" too (upstream: "failed to fetch PVC from
-    # API server: persistentvolumeclaims \"<name>\" not found", "PVC is being deleted").
     claim_errors = claim_errors or {}
     claim = source.get("claimName", "")
     pv = claims.get(claim)
