@@ -49,5 +49,8 @@ async def test_exec_of_a_missing_executable_reaches_the_client_as_an_internal_er
     frames = await ws_exec(api, "web", ["nosuchcmd"], "v5.channel.k8s.io")
     assert joined(frames, 1) == joined(frames, 2) == b""
     status = json.loads(joined(frames, 3))
-    assert (status["status"], status["reason"]) == ("Failure", "InternalError")
+    assert (status["status"], status["reason"], status["code"]) == ("Failure", "InternalError", 500)
     assert UPSTREAM.match(status["message"]), status["message"]
+    assert status["details"]["causes"] == [
+        {"message": status["message"].removeprefix("Internal error occurred: ")}
+    ]

@@ -299,8 +299,17 @@ class AgentServer:
         try:
             session = await worker.sandbox.exec(name, argv, tty=tty, size=size)
         except AgentError as exc:
-            failure = {"metadata": {}, "status": "Failure", "message": str(exc)}
-            failure["reason"] = "InternalError"
+            # The streaming server's NewInternalError: the cause without the prefix, code 500.
+            message = str(exc)
+            cause = message.removeprefix("Internal error occurred: ")
+            failure = {
+                "metadata": {},
+                "status": "Failure",
+                "message": message,
+                "reason": "InternalError",
+                "details": {"causes": [{"message": cause}]},
+                "code": 500,
+            }
             await send(ERROR, json.dumps(failure).encode())
             return
 
