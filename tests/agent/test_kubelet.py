@@ -306,6 +306,7 @@ async def test_init_containers_run_in_order_before_containers(env: Env) -> None:
         "Completed",
         "Completed",
     ]
+    assert [s["ready"] for s in status["initContainerStatuses"]] == [True, True]
     assert {c["type"]: c["status"] for c in status["conditions"]}["Initialized"] == "True"
 
 

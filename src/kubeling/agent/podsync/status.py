@@ -57,7 +57,8 @@ class ContainerRecord:
             "name": self.name,
             "state": self.state,
             "lastState": self.last_state,
-            "ready": self.ready,
+            # An init container that completed counts as ready (upstream's prober manager).
+            "ready": self.ready or (self.init and self.succeeded),
             "restartCount": self.restart_count,
             "image": self.image,
             "imageID": self.image_id,
