@@ -521,3 +521,13 @@ async def test_deployment_scaling_mid_rollout_is_proportional(env: Env) -> None:
     rss = await replica_sets(env, "web")
     assert {rs["metadata"]["annotations"][deployment.DESIRED_REPLICAS] for rs in rss} == {"15"}
     assert {rs["metadata"]["annotations"][deployment.MAX_REPLICAS] for rs in rss} == {"18"}
+
+
+async def test_status_of_a_deployment_gone_meanwhile_is_dropped_quietly(env: Env) -> None:
+    # A foreground deletion can finish while the controller still holds the cached object.
+    [_rs, controller] = env.start(replicaset.build, deployment.build)
+    assert isinstance(controller, deployment.DeploymentController)
+    ghost = make_deployment("ghost", 1)
+    ghost["metadata"].update(namespace="default", uid="0000", resourceVersion="1")
+    await controller._write_status(ghost, {"observedGeneration": 1})
+    assert (await env.client.list(DEPLOYMENTS, namespace="default"))["items"] == []

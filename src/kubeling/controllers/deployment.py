@@ -747,7 +747,15 @@ class DeploymentController(Controller):
     async def _write_status(self, d: Obj, status: Obj) -> None:
         body = deep_copy(d)
         body["status"] = status
-        out = await self.client.update(DEPLOYMENTS, body, subresource="status")
+        try:
+            out = await self.client.update(DEPLOYMENTS, body, subresource="status")
+        except NotFound:
+            # Gone meanwhile (a foreground deletion finishing): nothing left to report on,
+            # as the ReplicaSet and StatefulSet controllers treat it.
+            log.debug(
+                "Deployment %s is gone; its status is not written.", objects.namespaced_name(d)
+            )
+            return
         _replace(d, with_type(out, DEPLOYMENTS))
 
     async def _scale_rs(self, rs: Obj, new_scale: int, d: Obj) -> bool:
