@@ -387,6 +387,19 @@ def test_apply_twice_returns_the_live_object_unchanged() -> None:
     assert again is not live
 
 
+def test_reapplying_a_non_canonical_quantity_changes_nothing() -> None:
+    # The store keeps 1536Mi for 1.5Gi; upstream merges typed values, equal by value.
+    d = deployment()
+    d["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "limits": {"memory": "1.5Gi", "cpu": "1000m"}
+    }
+    live = stored(ssa(None, d))
+    limits = live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"memory": "1536Mi", "cpu": "1"}
+    again = ssa(live, d, now=T3)
+    assert again == live
+
+
 def test_apply_removes_a_field_the_manager_no_longer_applies() -> None:
     live = stored(ssa(None, configmap(a="1", c="3")))
     out = ssa(live, configmap(a="1"), now=T3)

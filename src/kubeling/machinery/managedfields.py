@@ -30,6 +30,7 @@ import orjson
 from kubeling.machinery import schema as schema_mod
 from kubeling.machinery.errors import BadRequest, Cause, Conflict, StatusError
 from kubeling.machinery.objects import deep_copy
+from kubeling.machinery.quantity import parse_quantity
 from kubeling.machinery.schema import SchemaNode
 from kubeling.machinery.types import Obj
 
@@ -1335,8 +1336,11 @@ def apply(
         raise UntypedValueError(
             f"failed to create typed patch object ({where}; {_gvk_text(applied)}): {e}"
         ) from None
+    # Upstream merges typed values, where 1.5Gi and 1536Mi are one quantity: a re-apply of
+    # the same configuration changes nothing and shares the value with its owner.
+    typed = _canonical_quantities(applied, schema)
     try:
-        merged = _merge(live_v, applied, t) if live is not None else _clean(applied)
+        merged = _merge(live_v, typed, t) if live is not None else _clean(typed)
     except _TypedError as e:
         raise UntypedValueError(
             f"failed to create typed live object ({where}; {_gvk_text(applied)}): {e}"
@@ -1418,6 +1422,31 @@ def apply(
     out = deep_copy(result)
     _set_managed_fields(out, _encode_managers(managers))
     return out
+
+
+def _canonical_quantities(value: Any, node: SchemaNode | None) -> Any:
+    """``value`` with every quantity the schema declares in its canonical form; the rest
+    shared, not copied."""
+    if node is None:
+        return value
+    if node.is_quantity:
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            try:
+                return parse_quantity(value).canonical()
+            except ValueError:  # QuantityError: left for validation to report
+                return value
+        return value
+    if isinstance(value, dict):
+        if node.is_map:
+            child = node.values()
+            return {k: _canonical_quantities(v, child) for k, v in value.items()}
+        if node.is_object:
+            return {k: _canonical_quantities(v, node.field(k)) for k, v in value.items()}
+        return value
+    if isinstance(value, list) and node.is_list:
+        item = node.items()
+        return [_canonical_quantities(v, item) for v in value]
+    return value
 
 
 def _has_path(node: Node, path: tuple[str, ...]) -> bool:
