@@ -225,6 +225,11 @@ class GarbageCollector(Controller):
                 )
             return
         dependents = self.dependents_of(node.uid)
+        if waiting and not dependents:
+            # Its own dependents may not have reached the graph yet (pods being created as
+            # the owner goes): a background delete here would let the waiting owner finish
+            # before them. Ask the API server.
+            dependents = await self._live_dependents(node)
         if waiting and dependents:
             # Delete in the foreground so the waiting owner's wait covers the whole chain.
             # Only when one of our own dependents also waits on its dependents are our
