@@ -257,3 +257,45 @@ async def test_local_client_watch_from_an_expired_version_raises_gone() -> None:
     finally:
         await registry.close()
         await backend.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "accept", "message"),
+    [
+        pytest.param(
+            "/api/v1/namespaces/default/configmaps/a",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            "you requested PartialObjectMetadataList, but the requested object is not a list "
+            "(*core.ConfigMap)",
+            id="list-form-for-object",
+        ),
+        pytest.param(
+            "/api/v1/namespaces/default/configmaps",
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            "you requested PartialObjectMetadata, but the requested object is a list "
+            "(*core.ConfigMapList)",
+            id="object-form-for-list",
+        ),
+        pytest.param(
+            "/api/v1/namespaces/default/configmaps",
+            "application/json;as=Foo;g=meta.k8s.io;v=v1",
+            "only the following media types are accepted: application/json, application/yaml, "
+            "application/vnd.kubernetes.protobuf",
+            id="unknown-form",
+        ),
+    ],
+)
+async def test_a_form_that_cannot_answer_the_request_is_406(
+    served: Served, path: str, accept: str, message: str
+) -> None:
+    client = HttpClient.from_kubeconfig(served.kubeconfig)
+    try:
+        await client.create(CONFIGMAPS, _cm("a"))
+        response = await client._http.get(path, headers={"Accept": accept})
+        assert response.status_code == 406
+        status = response.json()
+        assert (status["reason"], status["message"]) == ("NotAcceptable", message)
+        plain = await client._http.get(path, headers={"Accept": "application/json"})
+        assert plain.status_code == 200
+    finally:
+        await client.close()

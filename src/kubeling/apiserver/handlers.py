@@ -284,6 +284,11 @@ class ResourceHandler:
             resource_version_match=req.q("resourceVersionMatch"),
         )
         form, version = negotiation.answer_form(req.header(b"accept"), listing=True)
+        refusal = negotiation.not_acceptable(
+            form, listing=True, type_name=_go_type(target.info, listing=True)
+        )
+        if refusal is not None:
+            raise refusal
         if form == negotiation.TABLE:
             result = self._table(req, target, result["items"], version, result.get("metadata"))
         elif form == negotiation.PARTIAL_LIST:
@@ -336,6 +341,13 @@ class ResourceHandler:
         code: int,
     ) -> None:
         form, version = negotiation.answer_form(req.header(b"accept"), listing=False)
+        refusal = negotiation.not_acceptable(
+            form, listing=False, type_name=_go_type(target.info, listing=False)
+        )
+        if refusal is not None:
+            if req.method == "GET":
+                raise refusal
+            form = ""  # a write is done; its answer falls back to the object itself
         # A status subresource answers the whole object, which prints like the object.
         if form and obj.get("kind") != "Status" and target.subresource in ("", "status"):
             if form == negotiation.TABLE:
@@ -353,6 +365,11 @@ class ResourceHandler:
             # Spread out when idle watches end, so that reflectors do not re-list in step.
             timeout = DEFAULT_WATCH_SECONDS * (1 + random.random())
         form, version = negotiation.answer_form(req.header(b"accept"), listing=False)
+        refusal = negotiation.not_acceptable(
+            form, listing=False, type_name=_go_type(target.info, listing=False)
+        )
+        if refusal is not None:
+            raise refusal
         table = version if form == negotiation.TABLE else ""
         partial = version if form == negotiation.PARTIAL else ""
         field_selector = req.q("fieldSelector")
@@ -475,3 +492,9 @@ def _event_parts(event: Any) -> tuple[str, Obj]:
 
 async def respond_plain(send: Send, text: str) -> None:
     await respond(send, 200, text.encode(), content_type=b"text/plain; charset=utf-8")
+
+
+def _go_type(info: ResourceInfo, *, listing: bool) -> str:
+    """The Go type upstream names in a 406 (its internal API package and kind)."""
+    package = info.group.split(".")[0] if info.group and info.group != "events.k8s.io" else "core"
+    return f"*{package}.{info.kind}{'List' if listing else ''}"

@@ -14,7 +14,7 @@ import functools
 from typing import Any, Final
 
 from kubeling.machinery import decode
-from kubeling.machinery.errors import UnsupportedMediaType
+from kubeling.machinery.errors import NotAcceptable, UnsupportedMediaType
 
 PROTOBUF: Final = "application/vnd.kubernetes.protobuf"
 PATCH_TYPES: Final[dict[str, str]] = {
@@ -30,19 +30,23 @@ _ACCEPTED: Final = "application/json, application/yaml, application/vnd.kubernet
 TABLE: Final = "Table"
 PARTIAL: Final = "PartialObjectMetadata"
 PARTIAL_LIST: Final = "PartialObjectMetadataList"
+NOT_ACCEPTABLE: Final = "!"
 _FORMS: Final = (TABLE, PARTIAL, PARTIAL_LIST)
+_SERVED_MEDIA_TYPES: Final = (
+    "application/json, application/yaml, application/vnd.kubernetes.protobuf"
+)
 
 
 @functools.lru_cache(maxsize=64)
 def answer_form(accept: bytes, *, listing: bool) -> tuple[str, str]:
     """The ``meta.k8s.io`` form the first acceptable media type asks for, and its version:
-    ``("Table", "v1")``, ``("PartialObjectMetadata", "v1")`` (``...List`` for a list), or
-    ``("", "")`` for the object itself. A form that does not fit the request (a
-    ``PartialObjectMetadataList`` for a single object) makes its media type unacceptable,
-    and the next one is tried, as upstream's negotiator does."""
+    ``("Table", "v1")``, ``("PartialObjectMetadata", "v1")``, ``("PartialObjectMetadataList",
+    "v1")``, ``("", "")`` for the object itself, or ``NOT_ACCEPTABLE`` when every type
+    listed asks for a form kubeling does not serve. Whether a partial form fits the request
+    (a list for a list) is the caller's check, as upstream answers a mismatch with its own
+    406 rather than trying the next type."""
     if b"as=" not in accept:
         return "", ""
-    wanted_partial = PARTIAL_LIST if listing else PARTIAL
     for part in accept.decode("latin-1").split(","):
         media, *params = (p.strip() for p in part.split(";"))
         if media not in ("application/json", "*/*", "application/*"):
@@ -52,11 +56,28 @@ def answer_form(accept: bytes, *, listing: bool) -> tuple[str, str]:
         if form is None:
             # A plain JSON type listed before any other form wins.
             return "", ""
-        if form not in _FORMS or (form != TABLE and form != wanted_partial):
+        if form not in _FORMS:
             continue
         if values.get("g") == "meta.k8s.io" and values.get("v") in ("v1", "v1beta1"):
             return form, values["v"]
-    return "", ""
+    return NOT_ACCEPTABLE, ""
+
+
+def not_acceptable(form: str, *, listing: bool, type_name: str) -> NotAcceptable | None:
+    """upstream's 406 for ``form`` when it cannot answer this request, else None.
+
+    ``type_name`` stands for the Go type upstream prints (``*core.ConfigMapList``)."""
+    if form == NOT_ACCEPTABLE:
+        return NotAcceptable(f"only the following media types are accepted: {_SERVED_MEDIA_TYPES}")
+    if form == PARTIAL and listing:
+        return NotAcceptable(
+            f"you requested {PARTIAL}, but the requested object is a list ({type_name})"
+        )
+    if form == PARTIAL_LIST and not listing:
+        return NotAcceptable(
+            f"you requested {PARTIAL_LIST}, but the requested object is not a list ({type_name})"
+        )
+    return None
 
 
 def table_version(accept: bytes) -> str:
