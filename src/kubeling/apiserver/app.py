@@ -176,7 +176,8 @@ class App:
                 key = f"{target.info.plural}/{target.subresource}"
                 handler = self.websocket_handlers.get(key)
         if handler is None or target is None or user is None:
-            # TODO(#5): exec/attach over WebSocket v5 arrive with the node agent.
+            # TODO(#5): only exec has a WebSocket handler; attach and port-forward upgrades
+            # are refused here, and kubectl reports the failed upgrade.
             await send({"type": "websocket.close", "code": 1008})
             return
         try:

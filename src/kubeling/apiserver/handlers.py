@@ -189,7 +189,8 @@ class ResourceHandler:
                 if stream is not None:
                     await stream(req, send, target, user)
                     return
-                # TODO(#5): logs, exec, attach and port-forward come with the node agent.
+                # TODO(#5): attach, port-forward and proxy have no handler; they answer 405
+                # (logs and exec are registered by the node agent's integration).
                 raise MethodNotAllowed(NOT_ALLOWED)
             if method == "GET" and not sub and _bool(req.q("watch")):
                 # The old single-object watch path: a watch of the collection narrowed to
