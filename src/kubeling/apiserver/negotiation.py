@@ -3,9 +3,10 @@
 Answers are always JSON (every client lists ``application/json`` among its Accept types);
 the choice that matters is the ``meta.k8s.io`` form asked for: a ``Table``, which is how
 ``kubectl get`` gets its columns, or ``PartialObjectMetadata``, which is how metadata-only
-clients (client-go's metadata informers, kubeling's own garbage collector over HTTP) read. Request bodies arrive as JSON, YAML (server-side apply
-from non-kubectl clients), or the ``k8s\\0`` protobuf envelope that kubectl's typed commands
-(``create configmap``, ``create secret``...) send with no JSON fallback.
+clients (client-go's metadata informers, kubeling's own garbage collector over HTTP) read.
+Request bodies arrive as JSON, YAML (server-side apply from non-kubectl clients), or the
+``k8s\\0`` protobuf envelope that kubectl's typed commands (``create configmap``,
+``create secret``...) send with no JSON fallback.
 """
 
 from __future__ import annotations

@@ -159,7 +159,8 @@ class DeletingMixin(ListingMixin):
     async def _delete_attempt(
         self, key: str, namespace: str, name: str, opts: Obj, dry_run: bool
     ) -> tuple[Obj, bool]:
-        """One pass of upstream's ``Store.Delete`` (+ ``updateForGracefulDeletionAndFinalizers``)."""
+        """One pass of upstream's ``Store.Delete`` and its
+        ``updateForGracefulDeletionAndFinalizers``."""
         kv, obj = await self.read(namespace, name)
         self._check_delete_preconditions(obj, opts)
         attempt_opts = copy.deepcopy(opts)

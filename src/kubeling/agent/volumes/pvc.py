@@ -98,6 +98,7 @@ def _prepare_bound(name: str, source: Obj, pv: Obj, *, pod_dir: Path) -> Prepare
     )
     raise VolumeSetupError(
         name,
-        f"persistent volume {pv.get('metadata', {}).get('name', '')} has an unsupported source ({kinds})",
+        f"persistent volume {pv.get('metadata', {}).get('name', '')} has an unsupported "
+        f"source ({kinds})",
         retryable=False,
     )
