@@ -12,7 +12,7 @@ from typing import Any
 
 from kubeling.client.interface import PatchType, WatchEvent
 from kubeling.machinery.errors import AlreadyExists, Gone, NotFound, StatusError
-from kubeling.machinery.objects import partial_object_metadata
+from kubeling.machinery.objects import partial_object_metadata, partial_object_metadata_list
 from kubeling.machinery.types import Obj, ResourceInfo, WatchEventType
 
 _END = object()
@@ -127,12 +127,7 @@ class FakeClient:
         else:
             items = items[start:]
         if metadata_only:
-            return {
-                "kind": "PartialObjectMetadataList",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": meta,
-                "items": [partial_object_metadata(o) for o in items],
-            }
+            return partial_object_metadata_list({"metadata": meta, "items": items})
         return {
             "kind": f"{resource.kind}List",
             "apiVersion": "v1",

@@ -41,7 +41,7 @@ from kubeling.machinery.errors import (
     StatusError,
 )
 from kubeling.machinery.field import invalid_error
-from kubeling.machinery.objects import partial_object_metadata
+from kubeling.machinery.objects import partial_object_metadata, partial_object_metadata_list
 from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry import meta
 from kubeling.registry.context import FieldValidation, RequestContext, UserInfo
@@ -293,12 +293,7 @@ class ResourceHandler:
         if form == negotiation.TABLE:
             result = self._table(req, target, result["items"], version, result.get("metadata"))
         elif form == negotiation.PARTIAL_LIST:
-            result = {
-                "kind": negotiation.PARTIAL_LIST,
-                "apiVersion": f"meta.k8s.io/{version}",
-                "metadata": result.get("metadata") or {},
-                "items": [partial_object_metadata(o, version=version) for o in result["items"]],
-            }
+            result = partial_object_metadata_list(result, version=version)
         await respond_json(
             send, 200, result, headers=warning_headers(ctx.warnings), pretty=_bool(req.q("pretty"))
         )

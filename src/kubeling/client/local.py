@@ -26,7 +26,11 @@ from typing import Any
 import orjson
 
 from kubeling.client.interface import PATCH_CONTENT_TYPES, PatchType, WatchEvent
-from kubeling.machinery.objects import deep_copy, partial_object_metadata
+from kubeling.machinery.objects import (
+    deep_copy,
+    partial_object_metadata,
+    partial_object_metadata_list,
+)
 from kubeling.machinery.types import Obj, ResourceInfo
 from kubeling.registry.context import SYSTEM, RequestContext, UserInfo
 
@@ -110,7 +114,7 @@ class LocalClient:
         )
         self._done(ctx)
         if metadata_only:
-            return deep_copy(_partial_list(result))
+            return deep_copy(partial_object_metadata_list(result))
         return deep_copy(result)
 
     async def watch(
@@ -267,15 +271,6 @@ def _ns(resource: ResourceInfo, namespace: str) -> str:
     # The URL of a cluster-scoped resource has no namespace segment, so the HTTP edge never
     # sees one; drop it here too.
     return namespace if resource.namespaced else ""
-
-
-def _partial_list(result: Obj) -> Obj:
-    return {
-        "kind": "PartialObjectMetadataList",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": result.get("metadata") or {},
-        "items": [partial_object_metadata(o) for o in result.get("items") or []],
-    }
 
 
 def _event_parts(event: Any) -> tuple[Any, Obj]:

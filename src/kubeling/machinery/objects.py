@@ -48,6 +48,17 @@ def partial_object_metadata(obj: Obj, *, version: str = "v1") -> Obj:
     }
 
 
+def partial_object_metadata_list(listed: Obj, *, version: str = "v1") -> Obj:
+    """A ``<Kind>List`` as ``PartialObjectMetadataList``: its list metadata, and each item
+    through ``partial_object_metadata`` (sharing, not copying, what it keeps)."""
+    return {
+        "kind": f"{PARTIAL_OBJECT_METADATA}List",
+        "apiVersion": f"meta.k8s.io/{version}",
+        "metadata": listed.get("metadata") or {},
+        "items": [partial_object_metadata(o, version=version) for o in listed.get("items") or []],
+    }
+
+
 def ensure_meta(obj: Obj) -> dict[str, Any]:
     """``obj.metadata``, created in place when missing (for writers)."""
     m = obj.get("metadata")

@@ -150,13 +150,13 @@ class StoreBase:
 
     def _stored_bytes(self, internal: Obj) -> bytes:
         data = codec.encode(internal)
-        if len(data) - _base64_slack(self.info.kind, internal) > MAX_OBJECT_BYTES:
+        size = len(data) - _base64_slack(self.info.kind, internal)
+        if size > MAX_OBJECT_BYTES:
             # Upstream hears etcd's "request is too large" and answers it as a 500 (a known
             # wart: clients retry it); the same words, as the 413 they deserve.
             raise RequestEntityTooLarge(
                 f"etcdserver: request is too large ({self.info.kind} {objects.name(internal)!r} "
-                f"takes {len(data) - _base64_slack(self.info.kind, internal)} bytes stored; "
-                f"the limit is {MAX_OBJECT_BYTES})"
+                f"takes {size} bytes stored; the limit is {MAX_OBJECT_BYTES})"
             )
         return data
 
