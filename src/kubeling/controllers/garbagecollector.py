@@ -192,37 +192,32 @@ class GarbageCollector(Controller):
         if node.owners:
             await self._attempt_to_delete(node)
 
-    async def _attempt_to_delete(self, cached: Node) -> None:
-        # The graph may be behind the API (an orphaning patch that just stripped the owner
-        # reference, say): decide on the object as it is now, as upstream's GC does.
-        try:
-            live = await self.client.get(
-                cached.resource, name=cached.name, namespace=cached.namespace
-            )
-        except NotFound:
-            return
-        if objects.uid(live) != cached.uid:
-            return
-        node = Node(resource=cached.resource, obj=live, dependents=cached.dependents)
-        if not node.owners:
-            return
+    async def _attempt_to_delete(self, node: Node, *, live: bool = False) -> None:
         solid: list[Obj] = []
         dangling: list[Obj] = []
         waiting: list[Obj] = []
         for ref in node.owners:
             state = await self._classify(node, ref)
             {"solid": solid, "dangling": dangling, "waiting": waiting}[state].append(ref)
+        if not dangling and not waiting:
+            return
+        if not live:
+            # About to act, on a graph that may be behind the API (an orphaning patch that
+            # just stripped the owner reference, say): decide again on the object as it is
+            # now, as upstream's GC does. Only here, so that the common case (every owner
+            # there) costs no request.
+            fresh = await self._read_live(node)
+            if fresh is not None and fresh.owners:
+                await self._attempt_to_delete(fresh, live=True)
+            return
         if solid:
-            if dangling or waiting:
-                gone = [str(r.get("uid")) for r in (*dangling, *waiting)]
-                log.info(
-                    "Garbage collector removes owner references %s from %s.",
-                    ", ".join(gone),
-                    node.describe(),
-                )
-                await self._patch_owner_refs(
-                    node, [{"$patch": "delete", "uid": uid} for uid in gone]
-                )
+            gone = [str(r.get("uid")) for r in (*dangling, *waiting)]
+            log.info(
+                "Garbage collector removes owner references %s from %s.",
+                ", ".join(gone),
+                node.describe(),
+            )
+            await self._patch_owner_refs(node, [{"$patch": "delete", "uid": uid} for uid in gone])
             return
         dependents = self.dependents_of(node.uid)
         if waiting and not dependents:
@@ -267,6 +262,18 @@ class GarbageCollector(Controller):
         except Conflict:
             # The uid precondition failed: a new object took the name; nothing to do.
             return
+
+    async def _read_live(self, cached: Node) -> Node | None:
+        """``cached`` as the API server has it now; None once it is gone or replaced."""
+        try:
+            obj = await self.client.get(
+                cached.resource, name=cached.name, namespace=cached.namespace
+            )
+        except NotFound:
+            return None
+        if objects.uid(obj) != cached.uid:
+            return None
+        return Node(resource=cached.resource, obj=obj, dependents=cached.dependents)
 
     async def _classify(self, node: Node, ref: Obj) -> str:
         uid = str(ref.get("uid") or "")
